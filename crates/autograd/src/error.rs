@@ -1,0 +1,188 @@
+//! The one error type of the crate.
+//!
+//! Every fallible operation has a `try_*` form that returns [`Result`]; the panicking form
+//! (and every operator overload) panics with exactly the same message. Each variant names
+//! the operation, the shapes involved and, through `#[track_caller]`, the line of *your*
+//! code that called it.
+
+use crate::shape::Shape;
+use std::fmt;
+use std::panic::Location;
+
+/// Where an operation was called from: the user's source line, captured with
+/// `#[track_caller]`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Caller(pub &'static Location<'static>);
+
+impl Caller {
+    /// The caller of the current `#[track_caller]` function.
+    #[track_caller]
+    pub fn here() -> Self {
+        Caller(Location::caller())
+    }
+}
+
+impl fmt::Display for Caller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.0.file(), self.0.line(), self.0.column())
+    }
+}
+
+impl fmt::Debug for Caller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Everything that can go wrong in `autograd`. Messages name the op, the shapes, and the
+/// caller's source line.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// Two shapes that NumPy broadcasting rules cannot combine.
+    #[error("{op}: shapes {lhs:?} and {rhs:?} cannot be broadcast together (at {at})")]
+    Broadcast {
+        /// The operation.
+        op: &'static str,
+        /// Left operand's shape.
+        lhs: Shape,
+        /// Right operand's shape.
+        rhs: Shape,
+        /// The caller's source line.
+        at: Caller,
+    },
+    /// Matrix product with mismatched inner dimensions or batch dimensions.
+    #[error("{op}: cannot multiply {lhs:?} by {rhs:?}: {reason} (at {at})")]
+    MatMul {
+        /// The operation.
+        op: &'static str,
+        /// Left operand's shape.
+        lhs: Shape,
+        /// Right operand's shape.
+        rhs: Shape,
+        /// What does not fit.
+        reason: &'static str,
+        /// The caller's source line.
+        at: Caller,
+    },
+    /// Two shapes that must be equal (or compatible in a stated way) are not.
+    #[error("{op}: expected shape {expected:?}, got {got:?} (at {at})")]
+    ShapeMismatch {
+        /// The operation.
+        op: &'static str,
+        /// The shape that was needed.
+        expected: Shape,
+        /// The shape that was given.
+        got: Shape,
+        /// The caller's source line.
+        at: Caller,
+    },
+    /// An operand of the wrong rank.
+    #[error("{op}: expected {expected}, got shape {got:?} (at {at})")]
+    Rank {
+        /// The operation.
+        op: &'static str,
+        /// The rank(s) accepted, in words (e.g. "rank 2").
+        expected: &'static str,
+        /// The shape that was given.
+        got: Shape,
+        /// The caller's source line.
+        at: Caller,
+    },
+    /// A data buffer whose length does not match the shape.
+    #[error("{op}: {len} elements cannot fill shape {shape:?}, which holds {expected} (at {at})")]
+    DataLength {
+        /// The operation.
+        op: &'static str,
+        /// Length of the data.
+        len: usize,
+        /// The requested shape.
+        shape: Shape,
+        /// Number of elements the shape holds.
+        expected: usize,
+        /// The caller's source line.
+        at: Caller,
+    },
+    /// Reshape to a shape with a different number of elements.
+    #[error(
+        "{op}: cannot reshape {from:?} ({from_len} elements) into {to:?} ({to_len} elements) (at {at})"
+    )]
+    Reshape {
+        /// The operation.
+        op: &'static str,
+        /// The original shape.
+        from: Shape,
+        /// Elements in the original shape.
+        from_len: usize,
+        /// The requested shape.
+        to: Shape,
+        /// Elements in the requested shape.
+        to_len: usize,
+        /// The caller's source line.
+        at: Caller,
+    },
+    /// An axis beyond the tensor's rank.
+    #[error("{op}: axis {axis} is out of range for shape {shape:?} (at {at})")]
+    Axis {
+        /// The operation.
+        op: &'static str,
+        /// The axis asked for.
+        axis: usize,
+        /// The tensor's shape.
+        shape: Shape,
+        /// The caller's source line.
+        at: Caller,
+    },
+    /// An index (or a range) beyond an axis' length.
+    #[error("{op}: index {index} is out of range for an axis of length {len} (at {at})")]
+    Index {
+        /// The operation.
+        op: &'static str,
+        /// The offending index (for a range, its end).
+        index: usize,
+        /// The axis' length.
+        len: usize,
+        /// The caller's source line.
+        at: Caller,
+    },
+    /// An argument outside its domain (e.g. `clamp` with `lo > hi`, an empty `concat`).
+    #[error("{op}: {reason} (at {at})")]
+    InvalidArgument {
+        /// The operation.
+        op: &'static str,
+        /// What is wrong, in words.
+        reason: String,
+        /// The caller's source line.
+        at: Caller,
+    },
+    /// `backward()` on a non-scalar output, which needs an explicit seed.
+    #[error(
+        "backward: the output has shape {shape:?}; backward() needs a scalar, use backward_with(seed) (at {at})"
+    )]
+    NonScalarBackward {
+        /// The output's shape.
+        shape: Shape,
+        /// The caller's source line.
+        at: Caller,
+    },
+    /// Two `Var`s recorded on different tapes met in one operation.
+    #[error("{op}: the operands belong to different tapes (at {at})")]
+    ForeignTape {
+        /// The operation.
+        op: &'static str,
+        /// The caller's source line.
+        at: Caller,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Unwraps a `Result` from a `try_*` form, panicking with the error's message; used by every
+/// panicking form and operator so that the two always say the same.
+#[track_caller]
+pub(crate) fn or_panic<T>(r: Result<T>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => panic!("{e}"),
+    }
+}

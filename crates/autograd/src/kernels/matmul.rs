@@ -1,0 +1,158 @@
+//! Matrix products through the `gemm` crate (see the README for why this crate).
+//!
+//! Transposed operands are passed to the GEMM as strides, never materialised.
+
+use crate::element::Element;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets how many threads the matrix kernels may use (1 = single-threaded). The default is
+/// the machine's available parallelism.
+pub fn set_num_threads(n: usize) {
+    THREADS.store(n.max(1), Ordering::Relaxed);
+}
+
+/// How many threads the matrix kernels may use.
+pub fn num_threads() -> usize {
+    match THREADS.load(Ordering::Relaxed) {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
+/// Products smaller than this many multiply-adds run on one thread: spreading them costs
+/// more than it saves.
+const PARALLEL_MIN_WORK: usize = 1 << 19;
+
+/// A row-major matrix operand: `rows × cols` as used in the product, stored either as is
+/// (`transposed = false`, row stride `cols`) or as its transpose (stored `cols × rows`).
+#[derive(Clone, Copy)]
+pub(crate) struct Operand<'a, T> {
+    pub data: &'a [T],
+    pub rows: usize,
+    pub cols: usize,
+    pub transposed: bool,
+}
+
+impl<T> Operand<'_, T> {
+    /// (column stride, row stride) of the operand as it enters the product.
+    fn strides(&self) -> (isize, isize) {
+        if self.transposed {
+            (self.rows as isize, 1)
+        } else {
+            (1, self.cols as isize)
+        }
+    }
+}
+
+/// `out = a · b` (or `out += a · b` when `accumulate`), `out` row-major `a.rows × b.cols`.
+pub(crate) fn gemm<T: Element>(
+    a: Operand<'_, T>,
+    b: Operand<'_, T>,
+    out: &mut [T],
+    accumulate: bool,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(k, b.rows, "gemm: inner dimensions");
+    assert_eq!(out.len(), m * n, "gemm: output length");
+    assert!(
+        a.data.len() >= m * k && b.data.len() >= k * n,
+        "gemm: operand length"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            out.fill(T::zero());
+        }
+        return;
+    }
+    let threads = num_threads();
+    let parallelism = if threads > 1 && m * n * k >= PARALLEL_MIN_WORK {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    let (a_cs, a_rs) = a.strides();
+    let (b_cs, b_rs) = b.strides();
+    // SAFETY: the asserts above guarantee that every index the GEMM reads or writes
+    // (rows × cols with the strides computed from the same dimensions) lies inside the
+    // slices; `out` does not alias `a` or `b` (it is a distinct `&mut`).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a_cs,
+            a_rs,
+            b.data.as_ptr(),
+            b_cs,
+            b_rs,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+            }
+        }
+        c
+    }
+
+    fn transpose(x: &[f64], r: usize, c: usize) -> Vec<f64> {
+        (0..c * r).map(|i| x[(i % r) * c + i / r]).collect()
+    }
+
+    #[test]
+    fn gemm_matches_naive_in_every_transpose_mode() {
+        let (m, k, n) = (5, 7, 3);
+        let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.11).cos()).collect();
+        let want = naive(&a, &b, m, k, n);
+        let at = transpose(&a, m, k);
+        let bt = transpose(&b, k, n);
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let mut out = vec![1.0; m * n];
+            let op_a = Operand {
+                data: if ta { &at } else { &a },
+                rows: m,
+                cols: k,
+                transposed: ta,
+            };
+            let op_b = Operand {
+                data: if tb { &bt } else { &b },
+                rows: k,
+                cols: n,
+                transposed: tb,
+            };
+            gemm(op_a, op_b, &mut out, false);
+            for (x, y) in out.iter().zip(&want) {
+                assert!((x - y).abs() < 1e-12, "{ta} {tb}");
+            }
+            gemm(op_a, op_b, &mut out, true);
+            for (x, y) in out.iter().zip(&want) {
+                assert!((x - 2.0 * y).abs() < 1e-12, "accumulate {ta} {tb}");
+            }
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! # autograd
+//!
+//! Reverse-mode automatic differentiation on a Wengert tape.
+//!
+//! - [`Tensor`]: an n-d array of `f32` or `f64`, row-major, shared storage (cloning never
+//!   copies data).
+//! - [`Tape`]: a flat list of nodes in execution order. Every operation on a tracked
+//!   [`Var`] — `+` first of all — appends one node.
+//! - [`Var::backward`]: one reverse loop over that list, accumulating adjoints. A value
+//!   used twice (a skip connection) receives both contributions, summed.
+//! - [`Var::backward_create_graph`]: the same sweep, recorded on the tape, so gradients
+//!   can be differentiated again.
+//!
+//! ```
+//! use autograd::{Tape, Tensor};
+//!
+//! let tape = Tape::new();
+//! let x = tape.var(Tensor::from_vec(vec![1.0f32, -2.0, 3.0], &[3]).unwrap());
+//! let w = tape.var(Tensor::from_vec(vec![0.5f32, 0.5, 0.5], &[3]).unwrap());
+//! // A residual connection: h = relu(w ⊙ x) + x. `x` is used twice.
+//! let h = &(&w * &x).relu() + &x;
+//! let loss = (&h * &h).sum();
+//! let grads = loss.backward();
+//! // ∂loss/∂x sums the contribution through the branch and through the skip.
+//! assert_eq!(grads.wrt(&x).to_vec(), vec![4.5, -4.0, 13.5]);
+//! ```
+//!
+//! Errors: every fallible op has a `try_*` form returning [`Result`]; the plain form and
+//! the operators panic with the same message, which names the op, the shapes and your
+//! source line.
+#![deny(missing_docs)]
+
+mod element;
+mod error;
+mod gradcheck;
+mod kernels;
+mod ops;
+mod shape;
+mod tape;
+mod tensor;
+
+pub use element::Element;
+pub use error::{Caller, Error, Result};
+pub use gradcheck::{GradcheckOptions, GradcheckReport, Mismatch, gradcheck, gradgradcheck};
+pub use kernels::{num_threads, set_num_threads};
+pub use rand;
+pub use shape::{Shape, broadcast_shapes, numel};
+pub use tape::{Gradients, Tape, Var, VarGradients};
+pub use tensor::{Tensor, seeded_rng};

@@ -1,0 +1,495 @@
+//! Matrix products: `matmul` (2-d and batched) and the fused `linear` (y = x·Wᵀ + b).
+//!
+//! | op | forward | backward | saves |
+//! |----|---------|----------|-------|
+//! | matmul | C = A·B | Ā = G·Bᵀ, B̄ = Aᵀ·G | A, B |
+//! | linear | y = x·Wᵀ + b | x̄ = G·W, W̄ = Gᵀ·x, b̄ = Σ_rows G | x, W |
+//!
+//! Transposes in the backward rules are strides handed to the GEMM, never copies. The
+//! recorded op carries the two transpose flags, so that those products can themselves be
+//! recorded (and differentiated) when backward is recorded.
+
+use super::{Algebra, Op};
+use crate::element::Element;
+use crate::error::{Caller, Error, Result, or_panic};
+use crate::kernels::matmul::{Operand, gemm};
+use crate::shape::{Shape, numel};
+use crate::tape::{Lift, Var, Vjp};
+use crate::tensor::Tensor;
+
+/// A recorded matrix product.
+#[derive(Clone)]
+pub(crate) enum MatMulOp<T> {
+    /// `op(a) · op(b)`, `op` transposing the last two axes where the flag is set.
+    MatMul {
+        a: Tensor<T>,
+        b: Tensor<T>,
+        ta: bool,
+        tb: bool,
+    },
+    /// `x · wᵀ (+ bias)`; the bias itself is not needed for backward.
+    Linear { x: Tensor<T>, w: Tensor<T> },
+}
+
+impl<T: Element> MatMulOp<T> {
+    pub fn name(&self) -> &'static str {
+        match self {
+            MatMulOp::MatMul { .. } => "matmul",
+            MatMulOp::Linear { .. } => "linear",
+        }
+    }
+
+    pub fn saved(&self) -> Vec<&Tensor<T>> {
+        match self {
+            MatMulOp::MatMul { a, b, .. } => vec![a, b],
+            MatMulOp::Linear { x, w } => vec![x, w],
+        }
+    }
+
+    pub fn vjp<L: Lift<T>>(&self, g: &L::V, cx: &mut Vjp<'_, T, L>) {
+        match self {
+            MatMulOp::MatMul { a, b, ta, tb } => {
+                let (ta, tb) = (*ta, *tb);
+                let (av, bv) = (cx.input(0, a), cx.input(1, b));
+                if b.rank() == 2 && a.rank() > 2 && !ta {
+                    // Batched A times one matrix B: the batch is just more rows.
+                    let k = a.shape()[a.rank() - 1];
+                    let rows = a.numel() / k;
+                    let a2 = av.reshape(&[rows, k]);
+                    let g2 = g.reshape(&[rows, g.shape()[g.shape().len() - 1]]);
+                    if cx.needs(0) {
+                        cx.send(0, g2.matmul_t(false, &bv, !tb).reshape(a.shape()));
+                    }
+                    if cx.needs(1) {
+                        let db = if tb {
+                            g2.matmul_t(true, &a2, false)
+                        } else {
+                            a2.matmul_t(true, &g2, false)
+                        };
+                        cx.send(1, db);
+                    }
+                    return;
+                }
+                if cx.needs(0) {
+                    let da = if ta {
+                        bv.matmul_t(tb, g, true)
+                    } else {
+                        g.matmul_t(false, &bv, !tb)
+                    };
+                    cx.send(0, da.sum_to(a.shape()));
+                }
+                if cx.needs(1) {
+                    let db = if tb {
+                        g.matmul_t(true, &av, ta)
+                    } else {
+                        av.matmul_t(!ta, g, false)
+                    };
+                    cx.send(1, db.sum_to(b.shape()));
+                }
+            }
+            MatMulOp::Linear { x, w } => {
+                let out = w.shape()[0];
+                let rows = numel(g.shape()) / out.max(1);
+                let g2 = g.reshape(&[rows, out]);
+                if cx.needs(0) {
+                    cx.send(
+                        0,
+                        g2.matmul_t(false, &cx.input(1, w), false)
+                            .reshape(x.shape()),
+                    );
+                }
+                if cx.needs(1) {
+                    let x2 = cx.input(0, x).reshape(&[rows, w.shape()[1]]);
+                    cx.send(1, g2.matmul_t(true, &x2, false));
+                }
+                if cx.needs(2) {
+                    cx.send(2, g2.sum_to(&[out]));
+                }
+            }
+        }
+    }
+}
+
+/// Rows and columns of `op(x)` (its last two axes, swapped when transposed).
+fn dims(shape: &[usize], t: bool) -> (usize, usize) {
+    let (r, c) = (shape[shape.len() - 2], shape[shape.len() - 1]);
+    if t { (c, r) } else { (r, c) }
+}
+
+/// Checks ranks, inner and batch dimensions; returns the output shape.
+#[track_caller]
+fn matmul_shape(a: &[usize], ta: bool, b: &[usize], tb: bool) -> Result<Shape> {
+    let err = |reason| Error::MatMul {
+        op: "matmul",
+        lhs: a.into(),
+        rhs: b.into(),
+        reason,
+        at: Caller::here(),
+    };
+    if a.len() < 2 || b.len() < 2 {
+        return Err(err("both operands need rank 2 or more"));
+    }
+    let ((m, k), (k2, n)) = (dims(a, ta), dims(b, tb));
+    if k != k2 {
+        return Err(err("inner dimensions differ"));
+    }
+    let (ba, bb) = (&a[..a.len() - 2], &b[..b.len() - 2]);
+    let batch = match (ba.is_empty(), bb.is_empty()) {
+        (_, true) => ba,
+        (true, false) => bb,
+        (false, false) if ba == bb => ba,
+        _ => return Err(err("batch dimensions differ")),
+    };
+    let mut out: Shape = batch.into();
+    out.extend([m, n]);
+    Ok(out)
+}
+
+/// `op(a) · op(b)` for shapes already checked by [`matmul_shape`].
+pub(crate) fn matmul_t<T: Element>(a: &Tensor<T>, ta: bool, b: &Tensor<T>, tb: bool) -> Tensor<T> {
+    let shape = or_panic(matmul_shape(a.shape(), ta, b.shape(), tb));
+    let ((m, k), (_, n)) = (dims(a.shape(), ta), dims(b.shape(), tb));
+    let mut out = vec![T::zero(); numel(&shape)];
+    let batches = numel(&shape[..shape.len() - 2]);
+    if b.rank() == 2 && !ta {
+        // A batch of A matrices against one B: one GEMM with all rows stacked.
+        let rows = a.numel() / k.max(1);
+        let lhs = Operand {
+            data: a.data(),
+            rows,
+            cols: k,
+            transposed: false,
+        };
+        let rhs = Operand {
+            data: b.data(),
+            rows: k,
+            cols: n,
+            transposed: tb,
+        };
+        gemm(lhs, rhs, &mut out, false);
+        return Tensor::from_parts(out, shape);
+    }
+    let (sa, sb) = (
+        if a.rank() > 2 { m * k } else { 0 },
+        if b.rank() > 2 { k * n } else { 0 },
+    );
+    for (i, chunk) in out
+        .chunks_exact_mut((m * n).max(1))
+        .enumerate()
+        .take(batches)
+    {
+        let lhs = Operand {
+            data: &a.data()[i * sa..],
+            rows: m,
+            cols: k,
+            transposed: ta,
+        };
+        let rhs = Operand {
+            data: &b.data()[i * sb..],
+            rows: k,
+            cols: n,
+            transposed: tb,
+        };
+        gemm(lhs, rhs, chunk, false);
+    }
+    Tensor::from_parts(out, shape)
+}
+
+/// Checks `linear`'s shapes; returns the output shape.
+#[track_caller]
+fn linear_shape(x: &[usize], w: &[usize], b: Option<&[usize]>) -> Result<Shape> {
+    if w.len() != 2 {
+        return Err(Error::Rank {
+            op: "linear",
+            expected: "a rank-2 weight [out, in]",
+            got: w.into(),
+            at: Caller::here(),
+        });
+    }
+    if x.is_empty() || x[x.len() - 1] != w[1] {
+        return Err(Error::MatMul {
+            op: "linear",
+            lhs: x.into(),
+            rhs: w.into(),
+            reason: "the input's last dimension must equal the weight's second (in features)",
+            at: Caller::here(),
+        });
+    }
+    if let Some(b) = b.filter(|b| *b != [w[0]]) {
+        return Err(Error::ShapeMismatch {
+            op: "linear",
+            expected: Shape::from_slice(&[w[0]]),
+            got: b.into(),
+            at: Caller::here(),
+        });
+    }
+    let mut out: Shape = x.into();
+    let last = out.len() - 1;
+    out[last] = w[0];
+    Ok(out)
+}
+
+fn linear<T: Element>(
+    x: &Tensor<T>,
+    w: &Tensor<T>,
+    b: Option<&Tensor<T>>,
+    shape: Shape,
+) -> Tensor<T> {
+    let (out_f, in_f) = (w.shape()[0], w.shape()[1]);
+    let rows = x.numel() / in_f.max(1);
+    let mut out = match b {
+        Some(b) => b.data().repeat(rows),
+        None => vec![T::zero(); rows * out_f],
+    };
+    let lhs = Operand {
+        data: x.data(),
+        rows,
+        cols: in_f,
+        transposed: false,
+    };
+    let rhs = Operand {
+        data: w.data(),
+        rows: in_f,
+        cols: out_f,
+        transposed: true,
+    };
+    gemm(lhs, rhs, &mut out, b.is_some());
+    Tensor::from_parts(out, shape)
+}
+
+impl<T: Element> Tensor<T> {
+    /// Matrix product: `[m, k]·[k, n]`, batched over equal leading dimensions, or a batch
+    /// `[…, m, k]` against one matrix `[k, n]` (or one matrix against a batch).
+    #[track_caller]
+    pub fn try_matmul(&self, rhs: &Tensor<T>) -> Result<Tensor<T>> {
+        matmul_shape(self.shape(), false, rhs.shape(), false)?;
+        Ok(matmul_t(self, false, rhs, false))
+    }
+    /// [`Tensor::try_matmul`]; panics with its error.
+    #[track_caller]
+    pub fn matmul(&self, rhs: &Tensor<T>) -> Tensor<T> {
+        or_panic(self.try_matmul(rhs))
+    }
+    /// `self · wᵀ + b` for `self` `[…, in]`, `w` `[out, in]`, `b` `[out]`: one GEMM with the
+    /// bias accumulated in place.
+    #[track_caller]
+    pub fn try_linear(&self, w: &Tensor<T>, b: Option<&Tensor<T>>) -> Result<Tensor<T>> {
+        let shape = linear_shape(self.shape(), w.shape(), b.map(Tensor::shape))?;
+        Ok(linear(self, w, b, shape))
+    }
+    /// [`Tensor::try_linear`]; panics with its error.
+    #[track_caller]
+    pub fn linear(&self, w: &Tensor<T>, b: Option<&Tensor<T>>) -> Tensor<T> {
+        or_panic(self.try_linear(w, b))
+    }
+    /// `op(self) · op(rhs)` with optional transposes of the last two axes, as strides.
+    /// Shapes are checked; for hand-written backward passes (`x̄ = G·W` is
+    /// `g.matmul_t(false, &w, false)`, `W̄ = Gᵀ·x` is `g.matmul_t(true, &x, false)`).
+    #[track_caller]
+    pub fn try_matmul_t(&self, ta: bool, rhs: &Tensor<T>, tb: bool) -> Result<Tensor<T>> {
+        matmul_shape(self.shape(), ta, rhs.shape(), tb)?;
+        Ok(matmul_t(self, ta, rhs, tb))
+    }
+}
+
+/// Records `op(a) · op(b)` (used by recorded backward).
+pub(crate) fn var_matmul_t<'t, T: Element>(
+    a: &Var<'t, T>,
+    ta: bool,
+    b: &Var<'t, T>,
+    tb: bool,
+) -> Var<'t, T> {
+    let value = matmul_t(&a.value, ta, &b.value, tb);
+    a.tape.record(&[a, b], value, || {
+        Op::MatMul(MatMulOp::MatMul {
+            a: a.value.clone(),
+            b: b.value.clone(),
+            ta,
+            tb,
+        })
+    })
+}
+
+impl<'t, T: Element> Var<'t, T> {
+    /// Matrix product (see [`Tensor::try_matmul`] for the shapes accepted).
+    #[track_caller]
+    pub fn try_matmul(&self, rhs: &Var<'t, T>) -> Result<Var<'t, T>> {
+        self.same_tape("matmul", &[rhs])?;
+        matmul_shape(self.shape(), false, rhs.shape(), false)?;
+        Ok(var_matmul_t(self, false, rhs, false))
+    }
+    /// [`Var::try_matmul`]; panics with its error.
+    #[track_caller]
+    pub fn matmul(&self, rhs: &Var<'t, T>) -> Var<'t, T> {
+        or_panic(self.try_matmul(rhs))
+    }
+    /// A fully connected layer in one node: `self · wᵀ + b`, `w` `[out, in]`, `b` `[out]`.
+    ///
+    /// ```
+    /// use autograd::{Tape, Tensor};
+    /// let tape = Tape::<f32>::new();
+    /// let x = tape.constant(Tensor::ones(&[4, 3]));
+    /// let w = tape.var(Tensor::ones(&[2, 3]));
+    /// let b = tape.var(Tensor::zeros(&[2]));
+    /// let y = x.linear(&w, Some(&b));
+    /// assert_eq!(y.shape(), &[4, 2]);
+    /// assert_eq!(y.value().get(&[0, 0]), 3.0);
+    /// ```
+    #[track_caller]
+    pub fn try_linear(&self, w: &Var<'t, T>, b: Option<&Var<'t, T>>) -> Result<Var<'t, T>> {
+        self.same_tape("linear", &[w])?;
+        if let Some(b) = b {
+            self.same_tape("linear", &[b])?;
+        }
+        let shape = linear_shape(self.shape(), w.shape(), b.map(Var::shape))?;
+        let value = linear(&self.value, &w.value, b.map(|b| &b.value), shape);
+        let op = || {
+            Op::MatMul(MatMulOp::Linear {
+                x: self.value.clone(),
+                w: w.value.clone(),
+            })
+        };
+        Ok(match b {
+            Some(b) => self.tape.record(&[self, w, b], value, op),
+            None => self.tape.record(&[self, w], value, op),
+        })
+    }
+    /// [`Var::try_linear`]; panics with its error.
+    #[track_caller]
+    pub fn linear(&self, w: &Var<'t, T>, b: Option<&Var<'t, T>>) -> Var<'t, T> {
+        or_panic(self.try_linear(w, b))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gradcheck::{check, check_second_order};
+    use crate::{Error, Tape, Tensor, seeded_rng};
+
+    fn rand(shape: &[usize], seed: u64) -> Tensor<f64> {
+        Tensor::uniform(shape, -1.0, 1.0, &mut seeded_rng(seed))
+    }
+
+    fn naive(a: &Tensor<f64>, b: &Tensor<f64>) -> Tensor<f64> {
+        let (m, k, n) = (a.shape()[0], a.shape()[1], b.shape()[1]);
+        Tensor::from_fn(&[m, n], |i| {
+            (0..k).map(|p| a.get(&[i[0], p]) * b.get(&[p, i[1]])).sum()
+        })
+    }
+
+    #[test]
+    fn matmul_matches_a_naive_product_f32_and_f64() {
+        let a = rand(&[5, 7], 1);
+        let b = rand(&[7, 3], 2);
+        assert!(a.matmul(&b).max_abs_diff(&naive(&a, &b)) < 1e-14);
+        let c = a.cast::<f32>().matmul(&b.cast::<f32>());
+        assert!(c.cast::<f64>().max_abs_diff(&naive(&a, &b)) < 1e-5);
+        let batch = rand(&[2, 5, 7], 3);
+        let out = batch.matmul(&b);
+        assert_eq!(out.shape(), [2, 5, 3]);
+        let second = Tensor::from_fn(&[5, 7], |i| batch.get(&[1, i[0], i[1]]));
+        let want = naive(&second, &b);
+        assert!((out.get(&[1, 4, 2]) - want.get(&[4, 2])).abs() < 1e-14);
+    }
+
+    #[test]
+    fn linear_is_x_wt_plus_b() {
+        let x = rand(&[4, 3], 4);
+        let w = rand(&[2, 3], 5);
+        let b = rand(&[2], 6);
+        let want = &naive(&x, &Tensor::from_fn(&[3, 2], |i| w.get(&[i[1], i[0]]))) + &b;
+        assert!(x.linear(&w, Some(&b)).max_abs_diff(&want) < 1e-14);
+    }
+
+    #[test]
+    fn gradients_of_matmul() {
+        check(
+            |v| v[0].matmul(&v[1]).tanh(),
+            [rand(&[3, 4], 7), rand(&[4, 2], 8)],
+        );
+        check(
+            |v| v[0].matmul(&v[1]).tanh(),
+            [rand(&[2, 3, 4], 9), rand(&[4, 2], 10)],
+        );
+        check(
+            |v| v[0].matmul(&v[1]).tanh(),
+            [rand(&[2, 3, 4], 11), rand(&[2, 4, 5], 12)],
+        );
+        check(
+            |v| v[0].matmul(&v[1]).tanh(),
+            [rand(&[3, 4], 13), rand(&[2, 4, 5], 14)],
+        );
+    }
+
+    #[test]
+    fn gradients_of_linear() {
+        let (x, w, b) = (rand(&[5, 3], 15), rand(&[4, 3], 16), rand(&[4], 17));
+        check(
+            |v| v[0].linear(&v[1], Some(&v[2])).tanh(),
+            [x.clone(), w.clone(), b],
+        );
+        check(|v| v[0].linear(&v[1], None).tanh(), [x, w.clone()]);
+        check(
+            |v| v[0].linear(&v[1], None).tanh(),
+            [rand(&[2, 5, 3], 18), w],
+        );
+    }
+
+    #[test]
+    fn second_order_of_products() {
+        check_second_order(
+            |v| v[0].matmul(&v[1]).tanh(),
+            [rand(&[2, 3], 19), rand(&[3, 2], 20)],
+        );
+        check_second_order(
+            |v| v[0].matmul(&v[1]).tanh(),
+            [rand(&[2, 2, 3], 21), rand(&[3, 2], 22)],
+        );
+        check_second_order(
+            |v| v[0].matmul(&v[1]).tanh(),
+            [rand(&[2, 2, 3], 23), rand(&[2, 3, 2], 24)],
+        );
+        check_second_order(
+            |v| v[0].linear(&v[1], Some(&v[2])).tanh(),
+            [rand(&[3, 2], 25), rand(&[2, 2], 26), rand(&[2], 27)],
+        );
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        let tape = Tape::<f64>::new();
+        let a = tape.var(Tensor::zeros(&[2, 3]));
+        let b = tape.var(Tensor::zeros(&[4, 5]));
+        let err = a.try_matmul(&b).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::MatMul {
+                reason: "inner dimensions differ",
+                ..
+            }
+        ));
+        assert!(err.to_string().contains("[2, 3] by [4, 5]"));
+        let v = tape.var(Tensor::zeros(&[3]));
+        assert!(matches!(a.try_matmul(&v), Err(Error::MatMul { .. })));
+        let batch1 = tape.var(Tensor::zeros(&[2, 2, 3]));
+        let batch2 = tape.var(Tensor::zeros(&[3, 3, 2]));
+        assert!(
+            batch1
+                .try_matmul(&batch2)
+                .unwrap_err()
+                .to_string()
+                .contains("batch dimensions differ")
+        );
+        let w = tape.var(Tensor::zeros(&[4, 2]));
+        assert!(matches!(
+            a.try_linear(&w, None),
+            Err(Error::MatMul { op: "linear", .. })
+        ));
+        let w = tape.var(Tensor::zeros(&[4, 3]));
+        let bias = tape.var(Tensor::zeros(&[3]));
+        assert!(matches!(
+            a.try_linear(&w, Some(&bias)),
+            Err(Error::ShapeMismatch { op: "linear", .. })
+        ));
+    }
+}

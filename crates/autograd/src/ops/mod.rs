@@ -1,0 +1,294 @@
+//! The differentiable operations, one file per family. Each file holds, side by side, the
+//! op's forward on plain tensors, the `Var` method that records it, its backward rule
+//! (vector–Jacobian product) and its tests.
+//!
+//! The set of ops is closed: [`Op`] is an enum of families, and the reverse sweep
+//! dispatches with one exhaustive `match`, so an op without a backward rule does not
+//! compile. Each variant holds exactly the tensors its backward needs, so the tape's
+//! memory cost is visible in the type.
+//!
+//! Backward rules are written once, generic over [`Algebra`]: the first-order sweep runs
+//! them on plain tensors (straight to the kernels), the recorded sweep runs them on `Var`s,
+//! which records the backward pass itself and gives gradients of gradients.
+
+pub(crate) mod binary;
+pub(crate) mod matmul;
+pub(crate) mod movement;
+pub(crate) mod reduce;
+pub(crate) mod softmax;
+pub(crate) mod unary;
+
+use crate::element::Element;
+use crate::tape::{Lift, Var, Vjp};
+use crate::tensor::Tensor;
+use std::sync::Arc;
+
+pub(crate) use binary::BinaryOp;
+pub(crate) use matmul::MatMulOp;
+pub(crate) use movement::MovementOp;
+pub(crate) use reduce::ReduceOp;
+pub(crate) use softmax::SoftmaxOp;
+pub(crate) use unary::UnaryOp;
+
+/// What a node computed, with the state its backward needs.
+#[derive(Clone)]
+pub(crate) enum Op<T> {
+    /// A tracked input: nothing to propagate further.
+    Leaf,
+    /// Broadcasting binary arithmetic.
+    Binary(BinaryOp<T>),
+    /// Elementwise functions and scalar arithmetic.
+    Unary(UnaryOp<T>),
+    /// Matrix products and the fused `linear`.
+    MatMul(MatMulOp<T>),
+    /// Sums and maxima over axes.
+    Reduce(ReduceOp),
+    /// Reshape, permute, broadcast, slicing, concatenation and indexing.
+    Movement(MovementOp),
+    /// Softmax and log-softmax.
+    Softmax(SoftmaxOp<T>),
+}
+
+impl<T: Element> Op<T> {
+    /// The op's name, as printed in tape tables.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Leaf => "leaf",
+            Op::Binary(op) => op.name(),
+            Op::Unary(op) => op.name(),
+            Op::MatMul(op) => op.name(),
+            Op::Reduce(op) => op.name(),
+            Op::Movement(op) => op.name(),
+            Op::Softmax(op) => op.name(),
+        }
+    }
+
+    /// Bytes this op keeps alive for backward: its saved tensors and index lists.
+    pub fn saved_bytes(&self) -> usize {
+        let bytes = |saved: Vec<&Tensor<T>>| saved.iter().map(|t| t.bytes()).sum();
+        match self {
+            Op::Leaf => 0,
+            Op::Binary(op) => bytes(op.saved()),
+            Op::Unary(op) => bytes(op.saved()),
+            Op::MatMul(op) => bytes(op.saved()),
+            Op::Reduce(op) => op.saved_bytes(),
+            Op::Movement(op) => op.saved_bytes(),
+            Op::Softmax(op) => bytes(op.saved()),
+        }
+    }
+
+    /// Sends each tracked input its share of the output gradient `g`.
+    pub fn vjp<L: Lift<T>>(&self, g: &L::V, cx: &mut Vjp<'_, T, L>) {
+        match self {
+            Op::Leaf => {}
+            Op::Binary(op) => op.vjp(g, cx),
+            Op::Unary(op) => op.vjp(g, cx),
+            Op::MatMul(op) => op.vjp(g, cx),
+            Op::Reduce(op) => op.vjp(g, cx),
+            Op::Movement(op) => op.vjp(g, cx),
+            Op::Softmax(op) => op.vjp(g, cx),
+        }
+    }
+}
+
+/// The operations a backward rule may use, implemented by `Tensor` (evaluated at once) and
+/// by `Var` (recorded, so the backward pass can be differentiated again). Shapes are
+/// always compatible here: they were checked when the forward pass was recorded.
+pub(crate) trait Algebra<T: Element>: Clone {
+    fn shape(&self) -> &[usize];
+    /// Adds a later contribution into an accumulated gradient (in place for tensors).
+    fn accumulate(&mut self, other: Self);
+    fn sub(&self, o: &Self) -> Self;
+    fn mul(&self, o: &Self) -> Self;
+    fn div(&self, o: &Self) -> Self;
+    fn neg(&self) -> Self;
+    fn mul_scalar(&self, c: T) -> Self;
+    fn div_scalar(&self, c: T) -> Self;
+    /// `c − self`.
+    fn rsub_scalar(&self, c: T) -> Self;
+    /// `self ⊙ f(x)`, where `f(x)` is a constant (a mask or a derivative no gradient flows
+    /// through, e.g. ReLU's step).
+    fn mul_fn_of(&self, x: &Tensor<T>, f: impl Fn(T) -> T) -> Self;
+    fn powf(&self, p: T) -> Self;
+    fn exp(&self) -> Self;
+    fn sigmoid(&self) -> Self;
+    /// `op(self) · op(o)` where `op` transposes the last two axes when its flag is set.
+    fn matmul_t(&self, ta: bool, o: &Self, tb: bool) -> Self;
+    fn sum_to(&self, shape: &[usize]) -> Self;
+    fn sum_axes_keepdim(&self, axes: &[usize]) -> Self;
+    fn broadcast_to(&self, shape: &[usize]) -> Self;
+    fn reshape(&self, shape: &[usize]) -> Self;
+    fn permute(&self, perm: &[usize]) -> Self;
+    fn narrow(&self, axis: usize, start: usize, len: usize) -> Self;
+    /// Places `self` at `start..` along `axis` inside zeros of length `len` (narrow's adjoint).
+    fn pad(&self, axis: usize, start: usize, len: usize) -> Self;
+    fn index_select(&self, axis: usize, index: &Arc<[usize]>) -> Self;
+    /// Adds slices into zeros of length `len` at `index` along `axis` (index_select's adjoint).
+    fn index_add(&self, axis: usize, index: &Arc<[usize]>, len: usize) -> Self;
+    fn gather(&self, axis: usize, index: &Tensor<usize>) -> Self;
+    /// Adds into zeros of `shape` at `index` along `axis` (gather's adjoint).
+    fn scatter_add(&self, axis: usize, index: &Tensor<usize>, shape: &[usize]) -> Self;
+}
+
+impl<T: Element> Algebra<T> for Tensor<T> {
+    fn shape(&self) -> &[usize] {
+        Tensor::shape(self)
+    }
+    fn accumulate(&mut self, other: Self) {
+        binary::add_assign(self, &other);
+    }
+    fn sub(&self, o: &Self) -> Self {
+        self - o
+    }
+    fn mul(&self, o: &Self) -> Self {
+        self * o
+    }
+    fn div(&self, o: &Self) -> Self {
+        self / o
+    }
+    fn neg(&self) -> Self {
+        -self
+    }
+    fn mul_scalar(&self, c: T) -> Self {
+        self.map(|x| x * c)
+    }
+    fn div_scalar(&self, c: T) -> Self {
+        self.map(|x| x / c)
+    }
+    fn rsub_scalar(&self, c: T) -> Self {
+        self.map(|x| c - x)
+    }
+    fn mul_fn_of(&self, x: &Tensor<T>, f: impl Fn(T) -> T) -> Self {
+        Tensor::from_parts(
+            self.data()
+                .iter()
+                .zip(x.data())
+                .map(|(&g, &x)| g * f(x))
+                .collect(),
+            self.shape().into(),
+        )
+    }
+    fn powf(&self, p: T) -> Self {
+        Tensor::powf(self, p)
+    }
+    fn exp(&self) -> Self {
+        Tensor::exp(self)
+    }
+    fn sigmoid(&self) -> Self {
+        Tensor::sigmoid(self)
+    }
+    fn matmul_t(&self, ta: bool, o: &Self, tb: bool) -> Self {
+        matmul::matmul_t(self, ta, o, tb)
+    }
+    fn sum_to(&self, shape: &[usize]) -> Self {
+        reduce::sum_to(self, shape)
+    }
+    fn sum_axes_keepdim(&self, axes: &[usize]) -> Self {
+        self.sum_axes(axes, true)
+    }
+    fn broadcast_to(&self, shape: &[usize]) -> Self {
+        Tensor::broadcast_to(self, shape)
+    }
+    fn reshape(&self, shape: &[usize]) -> Self {
+        Tensor::reshape(self, shape)
+    }
+    fn permute(&self, perm: &[usize]) -> Self {
+        Tensor::permute(self, perm)
+    }
+    fn narrow(&self, axis: usize, start: usize, len: usize) -> Self {
+        Tensor::narrow(self, axis, start, len)
+    }
+    fn pad(&self, axis: usize, start: usize, len: usize) -> Self {
+        movement::pad(self, axis, start, len)
+    }
+    fn index_select(&self, axis: usize, index: &Arc<[usize]>) -> Self {
+        movement::index_select(self, axis, index)
+    }
+    fn index_add(&self, axis: usize, index: &Arc<[usize]>, len: usize) -> Self {
+        movement::index_add(self, axis, index, len)
+    }
+    fn gather(&self, axis: usize, index: &Tensor<usize>) -> Self {
+        Tensor::gather(self, axis, index)
+    }
+    fn scatter_add(&self, axis: usize, index: &Tensor<usize>, shape: &[usize]) -> Self {
+        movement::scatter_add(self, axis, index, shape)
+    }
+}
+
+impl<'t, T: Element> Algebra<T> for Var<'t, T> {
+    fn shape(&self) -> &[usize] {
+        Var::shape(self)
+    }
+    fn accumulate(&mut self, other: Self) {
+        *self = &*self + &other;
+    }
+    fn sub(&self, o: &Self) -> Self {
+        self - o
+    }
+    fn mul(&self, o: &Self) -> Self {
+        self * o
+    }
+    fn div(&self, o: &Self) -> Self {
+        self / o
+    }
+    fn neg(&self) -> Self {
+        -self
+    }
+    fn mul_scalar(&self, c: T) -> Self {
+        self.scalar_op(unary::ScalarOp::Mul(c))
+    }
+    fn div_scalar(&self, c: T) -> Self {
+        self.scalar_op(unary::ScalarOp::Div(c))
+    }
+    fn rsub_scalar(&self, c: T) -> Self {
+        self.scalar_op(unary::ScalarOp::RSub(c))
+    }
+    fn mul_fn_of(&self, x: &Tensor<T>, f: impl Fn(T) -> T) -> Self {
+        self * &self.tape.constant(x.map(f))
+    }
+    fn powf(&self, p: T) -> Self {
+        Var::powf(self, p)
+    }
+    fn exp(&self) -> Self {
+        Var::exp(self)
+    }
+    fn sigmoid(&self) -> Self {
+        Var::sigmoid(self)
+    }
+    fn matmul_t(&self, ta: bool, o: &Self, tb: bool) -> Self {
+        matmul::var_matmul_t(self, ta, o, tb)
+    }
+    fn sum_to(&self, shape: &[usize]) -> Self {
+        reduce::var_sum_to(self, shape)
+    }
+    fn sum_axes_keepdim(&self, axes: &[usize]) -> Self {
+        self.sum_axes(axes, true)
+    }
+    fn broadcast_to(&self, shape: &[usize]) -> Self {
+        Var::broadcast_to(self, shape)
+    }
+    fn reshape(&self, shape: &[usize]) -> Self {
+        Var::reshape(self, shape)
+    }
+    fn permute(&self, perm: &[usize]) -> Self {
+        Var::permute(self, perm)
+    }
+    fn narrow(&self, axis: usize, start: usize, len: usize) -> Self {
+        Var::narrow(self, axis, start, len)
+    }
+    fn pad(&self, axis: usize, start: usize, len: usize) -> Self {
+        movement::var_pad(self, axis, start, len)
+    }
+    fn index_select(&self, axis: usize, index: &Arc<[usize]>) -> Self {
+        movement::var_index_select(self, axis, index)
+    }
+    fn index_add(&self, axis: usize, index: &Arc<[usize]>, len: usize) -> Self {
+        movement::var_index_add(self, axis, index, len)
+    }
+    fn gather(&self, axis: usize, index: &Tensor<usize>) -> Self {
+        Var::gather(self, axis, index)
+    }
+    fn scatter_add(&self, axis: usize, index: &Tensor<usize>, shape: &[usize]) -> Self {
+        movement::var_scatter_add(self, axis, index, shape)
+    }
+}

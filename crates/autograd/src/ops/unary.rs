@@ -1,0 +1,499 @@
+//! Elementwise functions and arithmetic with a scalar.
+//!
+//! | op | forward | backward | saves |
+//! |----|---------|----------|-------|
+//! | scalar `x+c`, `x·c`, `x/c`, `c−x`, `−x` | | g, g·c, g/c, −g, −g | nothing |
+//! | scalar `c/x` | c/x | −g·c/x² | x |
+//! | exp | eˣ | g·y | y |
+//! | ln | ln x | g/x | x |
+//! | sqrt | √x | g/(2y) | y |
+//! | powf | xᵖ | g·p·xᵖ⁻¹ | x |
+//! | abs | \|x\| | g·sign x | x |
+//! | relu | max(x, 0) | g·[x>0] | x |
+//! | leaky_relu | x or αx | g·(1 or α) | x |
+//! | sigmoid | 1/(1+e⁻ˣ), stable | g·y(1−y) | y |
+//! | tanh | tanh x | g·(1−y²) | y |
+//! | softplus | ln(1+eˣ), stable | g·σ(x) | x |
+//! | clamp | min(max(x, lo), hi) | g·[lo ≤ x ≤ hi] | x |
+//! | gelu | ½x(1+tanh(√(2/π)(x+0.044715x³))) | composed of the ops above | — |
+//!
+//! Masks such as ReLU's step are constants in the backward pass (their derivative is 0
+//! almost everywhere), which is also what recorded backward records.
+
+use super::{Algebra, Op};
+use crate::element::Element;
+use crate::error::{Caller, Error, Result, or_panic};
+use crate::tape::{Lift, Var, Vjp};
+use crate::tensor::Tensor;
+
+/// Arithmetic between a tensor and a scalar `c`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum ScalarOp<T> {
+    /// `x + c` (and `x − c` as `x + (−c)`, which IEEE arithmetic makes identical).
+    Add(T),
+    /// `x · c`.
+    Mul(T),
+    /// `x / c`.
+    Div(T),
+    /// `c − x`.
+    RSub(T),
+    /// `c / x`.
+    RDiv(T),
+    /// `−x`.
+    Neg,
+}
+
+impl<T: Element> ScalarOp<T> {
+    fn apply(self, x: &Tensor<T>) -> Tensor<T> {
+        match self {
+            ScalarOp::Add(c) => x.map(|v| v + c),
+            ScalarOp::Mul(c) => x.map(|v| v * c),
+            ScalarOp::Div(c) => x.map(|v| v / c),
+            ScalarOp::RSub(c) => x.map(|v| c - v),
+            ScalarOp::RDiv(c) => x.map(|v| c / v),
+            ScalarOp::Neg => x.map(|v| -v),
+        }
+    }
+}
+
+/// A recorded elementwise op, with what its backward needs: `x` (the input) or `out` (the
+/// output), whichever gives the cheaper derivative.
+#[derive(Clone)]
+pub(crate) enum UnaryOp<T> {
+    /// Saves `x` only for `c / x`.
+    Scalar {
+        op: ScalarOp<T>,
+        x: Option<Tensor<T>>,
+    },
+    Exp {
+        out: Tensor<T>,
+    },
+    Ln {
+        x: Tensor<T>,
+    },
+    Sqrt {
+        out: Tensor<T>,
+    },
+    Powf {
+        x: Tensor<T>,
+        p: T,
+    },
+    Abs {
+        x: Tensor<T>,
+    },
+    Relu {
+        x: Tensor<T>,
+    },
+    LeakyRelu {
+        x: Tensor<T>,
+        slope: T,
+    },
+    Sigmoid {
+        out: Tensor<T>,
+    },
+    Tanh {
+        out: Tensor<T>,
+    },
+    Softplus {
+        x: Tensor<T>,
+    },
+    Clamp {
+        x: Tensor<T>,
+        lo: T,
+        hi: T,
+    },
+}
+
+impl<T: Element> UnaryOp<T> {
+    pub fn name(&self) -> &'static str {
+        match self {
+            UnaryOp::Scalar { op, .. } => match op {
+                ScalarOp::Add(_) => "add_scalar",
+                ScalarOp::Mul(_) => "mul_scalar",
+                ScalarOp::Div(_) => "div_scalar",
+                ScalarOp::RSub(_) => "scalar_sub",
+                ScalarOp::RDiv(_) => "scalar_div",
+                ScalarOp::Neg => "neg",
+            },
+            UnaryOp::Exp { .. } => "exp",
+            UnaryOp::Ln { .. } => "ln",
+            UnaryOp::Sqrt { .. } => "sqrt",
+            UnaryOp::Powf { .. } => "powf",
+            UnaryOp::Abs { .. } => "abs",
+            UnaryOp::Relu { .. } => "relu",
+            UnaryOp::LeakyRelu { .. } => "leaky_relu",
+            UnaryOp::Sigmoid { .. } => "sigmoid",
+            UnaryOp::Tanh { .. } => "tanh",
+            UnaryOp::Softplus { .. } => "softplus",
+            UnaryOp::Clamp { .. } => "clamp",
+        }
+    }
+
+    pub fn saved(&self) -> Vec<&Tensor<T>> {
+        match self {
+            UnaryOp::Scalar { x, .. } => x.iter().collect(),
+            UnaryOp::Exp { out }
+            | UnaryOp::Sqrt { out }
+            | UnaryOp::Sigmoid { out }
+            | UnaryOp::Tanh { out } => {
+                vec![out]
+            }
+            UnaryOp::Ln { x }
+            | UnaryOp::Powf { x, .. }
+            | UnaryOp::Abs { x }
+            | UnaryOp::Relu { x }
+            | UnaryOp::LeakyRelu { x, .. }
+            | UnaryOp::Softplus { x }
+            | UnaryOp::Clamp { x, .. } => vec![x],
+        }
+    }
+
+    pub fn vjp<L: Lift<T>>(&self, g: &L::V, cx: &mut Vjp<'_, T, L>) {
+        let two = T::of(2.0);
+        let dx = match self {
+            UnaryOp::Scalar { op, x } => match (op, x) {
+                (ScalarOp::Add(_), _) => g.clone(),
+                (ScalarOp::Mul(c), _) => g.mul_scalar(*c),
+                (ScalarOp::Div(c), _) => g.div_scalar(*c),
+                (ScalarOp::RSub(_) | ScalarOp::Neg, _) => g.neg(),
+                (ScalarOp::RDiv(c), Some(x)) => {
+                    let x = cx.input(0, x);
+                    g.div(&x.mul(&x)).mul_scalar(-*c)
+                }
+                (ScalarOp::RDiv(_), None) => unreachable!("c / x always saves x"),
+            },
+            UnaryOp::Exp { out } => g.mul(&cx.output(out)),
+            UnaryOp::Ln { x } => g.div(&cx.input(0, x)),
+            UnaryOp::Sqrt { out } => g.div(&cx.output(out).mul_scalar(two)),
+            UnaryOp::Powf { x, p } => g.mul(&cx.input(0, x).powf(*p - T::one()).mul_scalar(*p)),
+            UnaryOp::Abs { x } => g.mul_fn_of(x, |v| {
+                if v > T::zero() {
+                    T::one()
+                } else if v < T::zero() {
+                    -T::one()
+                } else {
+                    T::zero()
+                }
+            }),
+            UnaryOp::Relu { x } => {
+                g.mul_fn_of(x, |v| if v > T::zero() { T::one() } else { T::zero() })
+            }
+            UnaryOp::LeakyRelu { x, slope } => {
+                g.mul_fn_of(x, |v| if v > T::zero() { T::one() } else { *slope })
+            }
+            UnaryOp::Sigmoid { out } => {
+                let y = cx.output(out);
+                g.mul(&y.mul(&y.rsub_scalar(T::one())))
+            }
+            UnaryOp::Tanh { out } => {
+                let y = cx.output(out);
+                g.mul(&y.mul(&y).rsub_scalar(T::one()))
+            }
+            UnaryOp::Softplus { x } => g.mul(&cx.input(0, x).sigmoid()),
+            UnaryOp::Clamp { x, lo, hi } => g.mul_fn_of(x, |v| {
+                if *lo <= v && v <= *hi {
+                    T::one()
+                } else {
+                    T::zero()
+                }
+            }),
+        };
+        cx.send(0, dx);
+    }
+}
+
+fn sigmoid<T: Element>(x: T) -> T {
+    if x >= T::zero() {
+        T::one() / (T::one() + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (T::one() + e)
+    }
+}
+
+fn softplus<T: Element>(x: T) -> T {
+    x.max(T::zero()) + (-x.abs()).exp().ln_1p()
+}
+
+fn gelu<T: Element>(x: T) -> T {
+    let k = T::of((2.0 / std::f64::consts::PI).sqrt());
+    let half = T::of(0.5);
+    half * x * (T::one() + (k * (x + T::of(0.044715) * x * x * x)).tanh())
+}
+
+impl<T: Element> Tensor<T> {
+    /// `f` applied to every element.
+    pub fn map(&self, f: impl Fn(T) -> T) -> Tensor<T> {
+        Tensor::from_parts(
+            self.data().iter().map(|&x| f(x)).collect(),
+            self.shape().into(),
+        )
+    }
+    /// eˣ elementwise.
+    pub fn exp(&self) -> Tensor<T> {
+        self.map(T::exp)
+    }
+    /// Natural logarithm elementwise.
+    pub fn ln(&self) -> Tensor<T> {
+        self.map(T::ln)
+    }
+    /// Square root elementwise.
+    pub fn sqrt(&self) -> Tensor<T> {
+        self.map(T::sqrt)
+    }
+    /// xᵖ elementwise.
+    pub fn powf(&self, p: T) -> Tensor<T> {
+        self.map(|x| x.powf(p))
+    }
+    /// |x| elementwise.
+    pub fn abs(&self) -> Tensor<T> {
+        self.map(T::abs)
+    }
+    /// max(x, 0) elementwise.
+    pub fn relu(&self) -> Tensor<T> {
+        self.map(|x| if x > T::zero() { x } else { T::zero() })
+    }
+    /// x for x > 0, `slope`·x otherwise.
+    pub fn leaky_relu(&self, slope: T) -> Tensor<T> {
+        self.map(|x| if x > T::zero() { x } else { slope * x })
+    }
+    /// The logistic function, computed without overflow for any input.
+    pub fn sigmoid(&self) -> Tensor<T> {
+        self.map(sigmoid)
+    }
+    /// Hyperbolic tangent elementwise.
+    pub fn tanh(&self) -> Tensor<T> {
+        self.map(T::tanh)
+    }
+    /// ln(1 + eˣ), computed without overflow for any input.
+    pub fn softplus(&self) -> Tensor<T> {
+        self.map(softplus)
+    }
+    /// GELU, tanh approximation: ½x(1 + tanh(√(2/π)(x + 0.044715x³))).
+    pub fn gelu(&self) -> Tensor<T> {
+        self.map(gelu)
+    }
+    /// Each element limited to `[lo, hi]`; panics if `lo > hi`.
+    #[track_caller]
+    pub fn clamp(&self, lo: T, hi: T) -> Tensor<T> {
+        or_panic(check_clamp(lo, hi));
+        self.map(|x| x.max(lo).min(hi))
+    }
+    pub(crate) fn scalar_op(&self, op: ScalarOp<T>) -> Tensor<T> {
+        op.apply(self)
+    }
+}
+
+#[track_caller]
+fn check_clamp<T: Element>(lo: T, hi: T) -> Result<()> {
+    if lo <= hi {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument {
+            op: "clamp",
+            reason: format!("lower bound {lo} is above upper bound {hi}"),
+            at: Caller::here(),
+        })
+    }
+}
+
+impl<'t, T: Element> Var<'t, T> {
+    #[track_caller]
+    fn unary(&self, value: Tensor<T>, op: impl FnOnce() -> UnaryOp<T>) -> Var<'t, T> {
+        self.tape.record(&[self], value, || Op::Unary(op()))
+    }
+
+    #[track_caller]
+    pub(crate) fn scalar_op(&self, op: ScalarOp<T>) -> Var<'t, T> {
+        let x = matches!(op, ScalarOp::RDiv(_)).then(|| self.value.clone());
+        self.unary(op.apply(&self.value), || UnaryOp::Scalar { op, x })
+    }
+
+    /// eˣ elementwise.
+    #[track_caller]
+    pub fn exp(&self) -> Var<'t, T> {
+        let out = self.value.exp();
+        self.unary(out.clone(), || UnaryOp::Exp { out })
+    }
+    /// Natural logarithm elementwise.
+    #[track_caller]
+    pub fn ln(&self) -> Var<'t, T> {
+        self.unary(self.value.ln(), || UnaryOp::Ln {
+            x: self.value.clone(),
+        })
+    }
+    /// Square root elementwise.
+    #[track_caller]
+    pub fn sqrt(&self) -> Var<'t, T> {
+        let out = self.value.sqrt();
+        self.unary(out.clone(), || UnaryOp::Sqrt { out })
+    }
+    /// xᵖ elementwise.
+    #[track_caller]
+    pub fn powf(&self, p: T) -> Var<'t, T> {
+        self.unary(self.value.powf(p), || UnaryOp::Powf {
+            x: self.value.clone(),
+            p,
+        })
+    }
+    /// |x| elementwise (gradient 0 at 0).
+    #[track_caller]
+    pub fn abs(&self) -> Var<'t, T> {
+        self.unary(self.value.abs(), || UnaryOp::Abs {
+            x: self.value.clone(),
+        })
+    }
+    /// max(x, 0) elementwise (gradient 0 at 0).
+    #[track_caller]
+    pub fn relu(&self) -> Var<'t, T> {
+        self.unary(self.value.relu(), || UnaryOp::Relu {
+            x: self.value.clone(),
+        })
+    }
+    /// x for x > 0, `slope`·x otherwise.
+    #[track_caller]
+    pub fn leaky_relu(&self, slope: T) -> Var<'t, T> {
+        self.unary(self.value.leaky_relu(slope), || UnaryOp::LeakyRelu {
+            x: self.value.clone(),
+            slope,
+        })
+    }
+    /// The logistic function 1/(1+e⁻ˣ), stable for any input.
+    #[track_caller]
+    pub fn sigmoid(&self) -> Var<'t, T> {
+        let out = self.value.sigmoid();
+        self.unary(out.clone(), || UnaryOp::Sigmoid { out })
+    }
+    /// Hyperbolic tangent elementwise.
+    #[track_caller]
+    pub fn tanh(&self) -> Var<'t, T> {
+        let out = self.value.tanh();
+        self.unary(out.clone(), || UnaryOp::Tanh { out })
+    }
+    /// ln(1 + eˣ), stable for any input.
+    #[track_caller]
+    pub fn softplus(&self) -> Var<'t, T> {
+        self.unary(self.value.softplus(), || UnaryOp::Softplus {
+            x: self.value.clone(),
+        })
+    }
+    /// Each element limited to `[lo, hi]` (gradient 1 inside, boundaries included).
+    #[track_caller]
+    pub fn try_clamp(&self, lo: T, hi: T) -> Result<Var<'t, T>> {
+        check_clamp(lo, hi)?;
+        Ok(self.unary(self.value.clamp(lo, hi), || UnaryOp::Clamp {
+            x: self.value.clone(),
+            lo,
+            hi,
+        }))
+    }
+    /// [`Var::try_clamp`]; panics if `lo > hi`.
+    #[track_caller]
+    pub fn clamp(&self, lo: T, hi: T) -> Var<'t, T> {
+        or_panic(self.try_clamp(lo, hi))
+    }
+    /// GELU, tanh approximation (PyTorch's `approximate="tanh"`), composed of primitive ops
+    /// so that it is differentiable to any order.
+    #[track_caller]
+    pub fn gelu(&self) -> Var<'t, T> {
+        let k = T::of((2.0 / std::f64::consts::PI).sqrt());
+        let cube = &(self * self) * self;
+        let inner = (self + &(cube * T::of(0.044715))) * k;
+        &(self * T::of(0.5)) * &(inner.tanh() + T::one())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gradcheck::{check, check_second_order};
+    use crate::{Tape, Tensor, seeded_rng};
+
+    fn rand(shape: &[usize], lo: f64, hi: f64, seed: u64) -> Tensor<f64> {
+        Tensor::uniform(shape, lo, hi, &mut seeded_rng(seed))
+    }
+
+    #[test]
+    fn forward_values_f32_and_f64() {
+        let x = Tensor::from_vec(vec![-2.0f32, 0.0, 1.5], &[3]).unwrap();
+        assert_eq!(x.relu().to_vec(), vec![0.0, 0.0, 1.5]);
+        assert_eq!(x.leaky_relu(0.1).to_vec(), vec![-0.2, 0.0, 1.5]);
+        assert_eq!(x.abs().to_vec(), vec![2.0, 0.0, 1.5]);
+        assert_eq!(x.clamp(-1.0, 1.0).to_vec(), vec![-1.0, 0.0, 1.0]);
+        assert_eq!(x.sigmoid().get(&[1]), 0.5);
+        let y = x.cast::<f64>();
+        assert_eq!(y.exp().to_vec(), vec![(-2.0f64).exp(), 1.0, 1.5f64.exp()]);
+        assert_eq!(y.tanh().get(&[2]), 1.5f64.tanh());
+        assert!((y.softplus().get(&[1]) - 2f64.ln()).abs() < 1e-15);
+        assert!((y.gelu().get(&[2]) - 1.3995715).abs() < 1e-6);
+        let p = Tensor::from_vec(vec![4.0f64, 9.0], &[2]).unwrap();
+        assert_eq!(p.sqrt().to_vec(), vec![2.0, 3.0]);
+        assert_eq!(p.ln().get(&[0]), 4f64.ln());
+        assert_eq!(p.powf(1.5).to_vec(), vec![8.0, 27.0]);
+    }
+
+    #[test]
+    fn gradients_of_each_unary_op() {
+        let x = rand(&[2, 3], -2.0, 2.0, 1);
+        let pos = rand(&[2, 3], 0.2, 2.0, 2);
+        check(|v| v[0].exp(), [x.clone()]);
+        check(|v| v[0].ln().tanh(), [pos.clone()]);
+        check(|v| v[0].sqrt().tanh(), [pos.clone()]);
+        check(|v| v[0].powf(2.5).tanh(), [pos.clone()]);
+        check(|v| v[0].abs().tanh(), [x.clone()]);
+        check(|v| v[0].relu().tanh(), [x.clone()]);
+        check(|v| v[0].leaky_relu(0.1).tanh(), [x.clone()]);
+        check(|v| v[0].sigmoid().tanh(), [x.clone()]);
+        check(|v| v[0].tanh().exp(), [x.clone()]);
+        check(|v| v[0].softplus().tanh(), [x.clone()]);
+        check(|v| v[0].clamp(-1.0, 1.0).tanh(), [x.clone()]);
+        check(|v| v[0].gelu().tanh(), [x.clone()]);
+    }
+
+    #[test]
+    fn second_order_of_smooth_ops() {
+        let x = rand(&[4], -1.5, 1.5, 3);
+        let pos = rand(&[4], 0.2, 2.0, 4);
+        check_second_order(|v| v[0].exp(), [x.clone()]);
+        check_second_order(|v| v[0].ln(), [pos.clone()]);
+        check_second_order(|v| v[0].sqrt(), [pos.clone()]);
+        check_second_order(|v| v[0].powf(3.5), [pos.clone()]);
+        check_second_order(|v| v[0].sigmoid(), [x.clone()]);
+        check_second_order(|v| v[0].tanh(), [x.clone()]);
+        check_second_order(|v| v[0].softplus(), [x.clone()]);
+        check_second_order(|v| v[0].gelu(), [x.clone()]);
+        check_second_order(|v| 2.0 / &v[0], [pos.clone()]);
+        // Piecewise-linear ops: second derivative 0 away from the kinks.
+        check_second_order(|v| &v[0].relu() * &v[0], [x.clone()]);
+    }
+
+    #[test]
+    fn sigmoid_and_softplus_are_stable_at_extremes() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(Tensor::from_vec(vec![-1000.0, 1000.0], &[2]).unwrap());
+        let s = x.sigmoid();
+        assert_eq!(s.value().to_vec(), vec![0.0, 1.0]);
+        let sp = x.softplus();
+        assert_eq!(sp.value().to_vec(), vec![0.0, 1000.0]);
+        let g = (&s.sum() + &sp.sum()).backward().wrt(&x);
+        assert!(g.data().iter().all(|v| v.is_finite()), "{g}");
+        let x32 = Tensor::from_vec(vec![-1000.0f32, 1000.0], &[2]).unwrap();
+        assert!(
+            x32.sigmoid()
+                .data()
+                .iter()
+                .chain(x32.softplus().data())
+                .all(|v| v.is_finite())
+        );
+    }
+
+    #[test]
+    fn clamp_with_crossed_bounds_is_an_error() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(Tensor::zeros(&[2]));
+        let err = x.try_clamp(1.0, -1.0).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("clamp: lower bound 1 is above upper bound -1")
+        );
+    }
+}

@@ -1,0 +1,439 @@
+//! `Tensor<T>`: an n-d array, row-major, with shared storage.
+//!
+//! Cloning a tensor, handing it to the tape, or saving it for backward never copies its
+//! data: the buffer is behind an `Arc`. Writing through [`Tensor::data_mut`] copies only
+//! when the buffer is shared (copy-on-write).
+//!
+//! The arithmetic of tensors (no gradients) lives beside the differentiable op of the same
+//! name in [`crate::ops`]; this file holds the type, its constructors and accessors.
+
+use crate::element::Element;
+use crate::error::{Caller, Error, Result, or_panic};
+use crate::shape::{Shape, numel, strides};
+use rand::Rng;
+use rand_distr::{Distribution, Normal, Uniform};
+use std::fmt;
+use std::sync::Arc;
+
+/// An n-dimensional array in row-major order. `T` is `f32` or `f64` for arithmetic
+/// ([`Element`]); `Tensor<usize>` holds indices (for [`Tensor::gather`]).
+///
+/// ```
+/// use autograd::Tensor;
+/// let m = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+/// assert_eq!(m.shape(), &[2, 2]);
+/// assert_eq!(m.get(&[1, 0]), 3.0);
+/// let s = Tensor::scalar(2.5f32);
+/// assert_eq!(s.rank(), 0);
+/// ```
+#[derive(Clone)]
+pub struct Tensor<T> {
+    data: Arc<Vec<T>>,
+    shape: Shape,
+}
+
+impl<T: Copy> Tensor<T> {
+    /// A tensor from row-major data; errors if `data.len()` does not match the shape.
+    #[track_caller]
+    pub fn from_vec(data: Vec<T>, shape: &[usize]) -> Result<Self> {
+        let expected = numel(shape);
+        if data.len() != expected {
+            return Err(Error::DataLength {
+                op: "from_vec",
+                len: data.len(),
+                shape: shape.into(),
+                expected,
+                at: Caller::here(),
+            });
+        }
+        Ok(Self::from_parts(data, shape.into()))
+    }
+
+    /// A tensor of the given shape, every element `value`.
+    pub fn full(shape: &[usize], value: T) -> Self {
+        Self::from_parts(vec![value; numel(shape)], shape.into())
+    }
+
+    /// A tensor whose element at each multi-index `idx` is `f(idx)`.
+    ///
+    /// ```
+    /// use autograd::Tensor;
+    /// let t = Tensor::from_fn(&[2, 3], |i| (10 * i[0] + i[1]) as f64);
+    /// assert_eq!(t.to_vec(), vec![0.0, 1.0, 2.0, 10.0, 11.0, 12.0]);
+    /// ```
+    pub fn from_fn(shape: &[usize], mut f: impl FnMut(&[usize]) -> T) -> Self {
+        let n = numel(shape);
+        let mut data = Vec::with_capacity(n);
+        let mut idx: Shape = smallvec::smallvec![0; shape.len()];
+        for _ in 0..n {
+            data.push(f(&idx));
+            for d in (0..shape.len()).rev() {
+                idx[d] += 1;
+                if idx[d] < shape[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+        Self::from_parts(data, shape.into())
+    }
+
+    /// A 0-d tensor holding one value.
+    pub fn scalar(value: T) -> Self {
+        Self::from_parts(vec![value], Shape::new())
+    }
+
+    pub(crate) fn from_parts(data: Vec<T>, shape: Shape) -> Self {
+        debug_assert_eq!(data.len(), numel(&shape));
+        Tensor {
+            data: Arc::new(data),
+            shape,
+        }
+    }
+
+    /// The dimensions, outermost first.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The number of dimensions (0 for a scalar).
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+
+    /// The number of elements.
+    pub fn numel(&self) -> usize {
+        self.data.len()
+    }
+
+    /// The elements in row-major order.
+    pub fn data(&self) -> &[T] {
+        &self.data
+    }
+
+    /// Mutable access to the elements; copies the buffer first if it is shared.
+    pub fn data_mut(&mut self) -> &mut [T] {
+        Arc::make_mut(&mut self.data).as_mut_slice()
+    }
+
+    /// The elements as a new `Vec`.
+    pub fn to_vec(&self) -> Vec<T> {
+        self.data.to_vec()
+    }
+
+    /// The elements, without a copy when this tensor holds the only reference.
+    pub fn into_vec(self) -> Vec<T> {
+        Arc::try_unwrap(self.data).unwrap_or_else(|shared| shared.to_vec())
+    }
+
+    /// The element at a multi-index; panics if the index does not fit the shape.
+    #[track_caller]
+    pub fn get(&self, index: &[usize]) -> T {
+        or_panic(self.try_get(index))
+    }
+
+    /// The element at a multi-index, or an error naming the index and shape.
+    #[track_caller]
+    pub fn try_get(&self, index: &[usize]) -> Result<T> {
+        if index.len() != self.rank() {
+            return Err(Error::ShapeMismatch {
+                op: "get",
+                expected: self.shape.clone(),
+                got: index.into(),
+                at: Caller::here(),
+            });
+        }
+        let mut offset = 0;
+        for ((&i, &d), s) in index.iter().zip(&self.shape).zip(strides(&self.shape)) {
+            if i >= d {
+                return Err(Error::Index {
+                    op: "get",
+                    index: i,
+                    len: d,
+                    at: Caller::here(),
+                });
+            }
+            offset += i * s;
+        }
+        Ok(self.data[offset])
+    }
+
+    /// The single value of a tensor with one element (a scalar, or shape `[1]`, `[1, 1]`…).
+    #[track_caller]
+    pub fn item(&self) -> T {
+        or_panic(self.try_item())
+    }
+
+    /// [`Tensor::item`], as a `Result`.
+    #[track_caller]
+    pub fn try_item(&self) -> Result<T> {
+        if self.data.len() == 1 {
+            Ok(self.data[0])
+        } else {
+            Err(Error::ShapeMismatch {
+                op: "item",
+                expected: Shape::new(),
+                got: self.shape.clone(),
+                at: Caller::here(),
+            })
+        }
+    }
+
+    /// Whether two tensors share one buffer (no copy was made between them).
+    pub fn shares_storage(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.data, &other.data)
+    }
+
+    /// Bytes of element data this tensor refers to.
+    pub fn bytes(&self) -> usize {
+        self.data.len() * std::mem::size_of::<T>()
+    }
+
+    /// The same data viewed with another shape of equal element count (no copy).
+    pub(crate) fn with_shape(&self, shape: &[usize]) -> Self {
+        debug_assert_eq!(numel(shape), self.data.len());
+        Tensor {
+            data: Arc::clone(&self.data),
+            shape: shape.into(),
+        }
+    }
+}
+
+impl<T: Element> Tensor<T> {
+    /// All zeros.
+    pub fn zeros(shape: &[usize]) -> Self {
+        Self::full(shape, T::zero())
+    }
+
+    /// All ones.
+    pub fn ones(shape: &[usize]) -> Self {
+        Self::full(shape, T::one())
+    }
+
+    /// The `n × n` identity matrix.
+    pub fn eye(n: usize) -> Self {
+        Self::from_fn(&[n, n], |i| if i[0] == i[1] { T::one() } else { T::zero() })
+    }
+
+    /// `[0, 1, …, n−1]` as a 1-d tensor.
+    pub fn arange(n: usize) -> Self {
+        Self::from_parts(
+            (0..n).map(|i| T::of(i as f64)).collect(),
+            Shape::from_slice(&[n]),
+        )
+    }
+
+    /// Independent samples from the uniform distribution on `[low, high)`.
+    ///
+    /// ```
+    /// use autograd::{Tensor, seeded_rng};
+    /// let mut rng = seeded_rng(7);
+    /// let t = Tensor::<f32>::uniform(&[3, 4], -1.0, 1.0, &mut rng);
+    /// assert!(t.data().iter().all(|&x| (-1.0..1.0).contains(&x)));
+    /// ```
+    pub fn uniform(shape: &[usize], low: T, high: T, rng: &mut impl Rng) -> Self {
+        let n = numel(shape);
+        let (lo, hi) = (low.to_f64().unwrap_or(0.0), high.to_f64().unwrap_or(0.0));
+        let data = match Uniform::new(lo, hi) {
+            Ok(dist) => (0..n).map(|_| T::of(dist.sample(rng))).collect(),
+            Err(_) => vec![low; n], // empty range: every sample is `low`
+        };
+        Self::from_parts(data, shape.into())
+    }
+
+    /// Independent samples from the normal distribution with this mean and standard
+    /// deviation.
+    pub fn normal(shape: &[usize], mean: T, std: T, rng: &mut impl Rng) -> Self {
+        let n = numel(shape);
+        let (m, s) = (mean.to_f64().unwrap_or(0.0), std.to_f64().unwrap_or(0.0));
+        let data = match Normal::new(m, s.abs()) {
+            Ok(dist) => (0..n).map(|_| T::of(dist.sample(rng))).collect(),
+            Err(_) => vec![mean; n],
+        };
+        Self::from_parts(data, shape.into())
+    }
+
+    /// The largest absolute difference between two tensors of the same shape (`inf` if the
+    /// shapes differ).
+    pub fn max_abs_diff(&self, other: &Self) -> T {
+        if self.shape != other.shape {
+            return T::infinity();
+        }
+        self.data
+            .iter()
+            .zip(other.data.iter())
+            .fold(T::zero(), |m, (&a, &b)| m.max((a - b).abs()))
+    }
+
+    /// The Euclidean (Frobenius) norm of all elements.
+    pub fn norm(&self) -> T {
+        self.data.iter().map(|&x| x * x).sum::<T>().sqrt()
+    }
+
+    /// Converts every element to another element type.
+    pub fn cast<U: Element>(&self) -> Tensor<U> {
+        Tensor::from_parts(
+            self.data
+                .iter()
+                .map(|&x| U::of(x.to_f64().unwrap_or(f64::NAN)))
+                .collect(),
+            self.shape.clone(),
+        )
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Tensor<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tensor")
+            .field("shape", &self.shape.as_slice())
+            .field("data", &self.data.as_slice())
+            .finish()
+    }
+}
+
+/// Prints nested brackets like NumPy, at most 6 entries per axis.
+impl<T: fmt::Display + Copy> fmt::Display for Tensor<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn go<T: fmt::Display + Copy>(
+            f: &mut fmt::Formatter<'_>,
+            data: &[T],
+            shape: &[usize],
+        ) -> fmt::Result {
+            let Some((&n, rest)) = shape.split_first() else {
+                return match f.precision() {
+                    Some(p) => write!(f, "{:.*}", p, data[0]),
+                    None => write!(f, "{}", data[0]),
+                };
+            };
+            let step = numel(rest);
+            write!(f, "[")?;
+            for i in 0..n {
+                if n > 6 && i == 3 {
+                    write!(f, ", …")?;
+                }
+                if n > 6 && (3..n - 3).contains(&i) {
+                    continue;
+                }
+                if i > 0 {
+                    write!(f, ", ")?;
+                }
+                go(f, &data[i * step..(i + 1) * step], rest)?;
+            }
+            write!(f, "]")
+        }
+        go(f, &self.data, &self.shape)
+    }
+}
+
+impl<T: PartialEq> PartialEq for Tensor<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.shape == other.shape && self.data == other.data
+    }
+}
+
+impl<T: Element + approx::AbsDiffEq<Epsilon = T>> approx::AbsDiffEq for Tensor<T> {
+    type Epsilon = T;
+    fn default_epsilon() -> T {
+        T::default_epsilon()
+    }
+    fn abs_diff_eq(&self, other: &Self, epsilon: T) -> bool {
+        self.shape == other.shape
+            && self
+                .data
+                .iter()
+                .zip(other.data.iter())
+                .all(|(a, b)| a.abs_diff_eq(b, epsilon))
+    }
+}
+
+impl<T: Element + approx::RelativeEq<Epsilon = T>> approx::RelativeEq for Tensor<T> {
+    fn default_max_relative() -> T {
+        T::default_max_relative()
+    }
+    fn relative_eq(&self, other: &Self, epsilon: T, max_relative: T) -> bool {
+        self.shape == other.shape
+            && self
+                .data
+                .iter()
+                .zip(other.data.iter())
+                .all(|(a, b)| a.relative_eq(b, epsilon, max_relative))
+    }
+}
+
+/// A seeded random-number generator for reproducible tensors and initialisation.
+pub fn seeded_rng(seed: u64) -> rand::rngs::StdRng {
+    rand::SeedableRng::seed_from_u64(seed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constructors_in_f32_and_f64() {
+        assert_eq!(Tensor::<f32>::zeros(&[2, 3]).to_vec(), vec![0.0; 6]);
+        assert_eq!(Tensor::<f64>::ones(&[4]).to_vec(), vec![1.0; 4]);
+        assert_eq!(Tensor::full(&[2], 7.5f32).to_vec(), vec![7.5, 7.5]);
+        assert_eq!(Tensor::<f64>::eye(2).to_vec(), vec![1.0, 0.0, 0.0, 1.0]);
+        assert_eq!(Tensor::<f32>::arange(3).to_vec(), vec![0.0, 1.0, 2.0]);
+        assert_eq!(Tensor::scalar(3.0f64).shape(), &[] as &[usize]);
+        assert_eq!(Tensor::scalar(3.0f64).item(), 3.0);
+    }
+
+    #[test]
+    fn from_vec_checks_length() {
+        let err = Tensor::from_vec(vec![1.0f64; 5], &[2, 3]).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::DataLength {
+                len: 5,
+                expected: 6,
+                ..
+            }
+        ));
+        let msg = err.to_string();
+        assert!(msg.contains("from_vec") && msg.contains("[2, 3]") && msg.contains("tensor.rs"));
+    }
+
+    #[test]
+    fn random_tensors_are_seeded() {
+        let a = Tensor::<f64>::normal(&[100], 0.0, 1.0, &mut seeded_rng(1));
+        let b = Tensor::<f64>::normal(&[100], 0.0, 1.0, &mut seeded_rng(1));
+        assert_eq!(a, b);
+        let mean: f64 = a.data().iter().sum::<f64>() / 100.0;
+        assert!(mean.abs() < 0.3);
+        let u = Tensor::<f32>::uniform(&[1000], 2.0, 3.0, &mut seeded_rng(2));
+        assert!(u.data().iter().all(|&x| (2.0..3.0).contains(&x)));
+    }
+
+    #[test]
+    fn clones_share_storage_and_writes_copy() {
+        let a = Tensor::<f64>::ones(&[3]);
+        let mut b = a.clone();
+        assert!(a.shares_storage(&b));
+        b.data_mut()[0] = 5.0;
+        assert!(!a.shares_storage(&b));
+        assert_eq!(a.get(&[0]), 1.0);
+    }
+
+    #[test]
+    fn get_and_item_report_bad_indices() {
+        let t = Tensor::<f64>::zeros(&[2, 2]);
+        assert!(matches!(
+            t.try_get(&[2, 0]),
+            Err(Error::Index {
+                index: 2,
+                len: 2,
+                ..
+            })
+        ));
+        assert!(matches!(t.try_get(&[0]), Err(Error::ShapeMismatch { .. })));
+        assert!(matches!(t.try_item(), Err(Error::ShapeMismatch { .. })));
+    }
+
+    #[test]
+    fn display_is_nested() {
+        let t = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+        assert_eq!(format!("{t}"), "[[1, 2], [3, 4]]");
+    }
+}
