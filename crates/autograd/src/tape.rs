@@ -557,7 +557,12 @@ impl<T: Element> Gradients<T> {
 impl<T: Element> fmt::Debug for Gradients<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map()
-            .entries(self.grads.iter().enumerate().filter_map(|(i, g)| g.as_ref().map(|g| (i, g))))
+            .entries(
+                self.grads
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, g)| g.as_ref().map(|g| (i, g))),
+            )
             .finish()
     }
 }

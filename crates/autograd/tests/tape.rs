@@ -65,8 +65,17 @@ fn backward_needs_a_scalar_or_a_seed_of_the_right_shape() {
     assert!(matches!(err, Error::NonScalarBackward { .. }));
     assert!(err.to_string().contains("backward_with"));
     let err = y.try_backward_with(Tensor::ones(&[4])).unwrap_err();
-    assert!(matches!(err, Error::ShapeMismatch { op: "backward_with", .. }));
-    assert!(err.to_string().contains("tape.rs"), "the message names the caller: {err}");
+    assert!(matches!(
+        err,
+        Error::ShapeMismatch {
+            op: "backward_with",
+            ..
+        }
+    ));
+    assert!(
+        err.to_string().contains("tape.rs"),
+        "the message names the caller: {err}"
+    );
     // A second backward over the same tape is allowed and gives the same result.
     let s = y.sum();
     assert_eq!(s.backward().wrt(&x), s.backward().wrt(&x));
@@ -82,7 +91,13 @@ fn f32_end_to_end() {
     // x·w = [0.5 − 3, 1 − 4] = [−2.5, −3]: both ReLUs closed, no gradient.
     assert_eq!(g.wrt(&w).to_vec(), vec![0.0; 4]);
     let y2 = x.matmul(&w).sigmoid().sum();
-    assert!(y2.backward().wrt(&x).data().iter().all(|v| v.is_finite() && *v > 0.0));
+    assert!(
+        y2.backward()
+            .wrt(&x)
+            .data()
+            .iter()
+            .all(|v| v.is_finite() && *v > 0.0)
+    );
 }
 
 #[test]
@@ -171,7 +186,11 @@ fn gradients_of_a_gradient_penalty() {
         let mut minus = w.value().clone();
         minus.data_mut()[j] -= eps;
         let numeric = (penalty_at(&plus) - penalty_at(&minus)) / (2.0 * eps);
-        assert!((gw.data()[j] - numeric).abs() < 1e-7, "{j}: {} vs {numeric}", gw.data()[j]);
+        assert!(
+            (gw.data()[j] - numeric).abs() < 1e-7,
+            "{j}: {} vs {numeric}",
+            gw.data()[j]
+        );
     }
 }
 
@@ -185,6 +204,8 @@ fn the_tape_prints_as_a_table() {
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 5);
     assert!(lines[3].contains("add") && lines[3].contains("%0, %1"));
-    assert!(lines[4].contains("mul") && lines[4].contains("%2, %0") && lines[4].contains("tape.rs"));
+    assert!(
+        lines[4].contains("mul") && lines[4].contains("%2, %0") && lines[4].contains("tape.rs")
+    );
     assert_eq!(tape.saved_bytes(), 2 * 8); // mul saves its two scalar operands
 }

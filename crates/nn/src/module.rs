@@ -1,0 +1,139 @@
+//! The `Module` trait and the per-step context that binds parameters to a tape.
+
+use crate::param::{Param, ParamGrads};
+use autograd::rand::rngs::StdRng;
+use autograd::{Element, Gradients, Tape, Tensor, Var, seeded_rng};
+use std::cell::{RefCell, RefMut};
+use std::collections::HashMap;
+
+/// A layer or network, defined by its forward pass alone: its backward comes from the tape.
+///
+/// ```
+/// use nn::{Ctx, Linear, Module};
+/// use autograd::{Tape, Tensor, seeded_rng};
+///
+/// let layer = Linear::<f64>::new(3, 2, true, &mut seeded_rng(0));
+/// let tape = Tape::new();
+/// let cx = Ctx::train(&tape, 0);
+/// let x = cx.input(Tensor::ones(&[4, 3]));
+/// let loss = layer.forward(&cx, &x).relu().sum();
+/// let grads = cx.param_grads(&loss.backward());
+/// assert_eq!(grads.wrt(&layer.weight).shape(), &[2, 3]);
+/// ```
+pub trait Module<T: Element = f32> {
+    /// The forward pass, recorded on `cx`'s tape.
+    fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T>;
+
+    /// Every parameter with a stable, dotted name (`"block0.linear1.weight"`), in a fixed
+    /// order.
+    fn named_parameters(&self) -> Vec<(String, Param<T>)>;
+
+    /// Every parameter, in the order of [`Module::named_parameters`].
+    fn parameters(&self) -> Vec<Param<T>> {
+        self.named_parameters()
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect()
+    }
+
+    /// Total number of learnable scalars.
+    fn num_parameters(&self) -> usize {
+        self.parameters()
+            .iter()
+            .map(|p| p.shape().iter().product::<usize>())
+            .sum()
+    }
+}
+
+/// Prefixes a child's parameter names with `"{prefix}."`.
+pub fn prefixed<T: Element>(
+    prefix: &str,
+    params: Vec<(String, Param<T>)>,
+) -> Vec<(String, Param<T>)> {
+    params
+        .into_iter()
+        .map(|(n, p)| (format!("{prefix}.{n}"), p))
+        .collect()
+}
+
+/// One step's context: the tape, the mode (training or evaluation), the parameters bound so
+/// far, and a seeded random source for dropout-like layers.
+///
+/// Layers that behave differently in training and evaluation (dropout, batch norm,
+/// stochastic depth) read the mode from here, so one model serves both without a switch of
+/// its own: make the context with [`Ctx::train`] or [`Ctx::eval`].
+pub struct Ctx<'t, T: Element = f32> {
+    tape: &'t Tape<T>,
+    training: bool,
+    bound: RefCell<HashMap<u64, Var<'t, T>>>,
+    rng: RefCell<StdRng>,
+}
+
+impl<'t, T: Element> Ctx<'t, T> {
+    /// A training-mode context; `seed` drives dropout and stochastic depth.
+    pub fn train(tape: &'t Tape<T>, seed: u64) -> Self {
+        Self::new(tape, true, seed)
+    }
+
+    /// An evaluation-mode context.
+    pub fn eval(tape: &'t Tape<T>) -> Self {
+        Self::new(tape, false, 0)
+    }
+
+    fn new(tape: &'t Tape<T>, training: bool, seed: u64) -> Self {
+        Ctx {
+            tape,
+            training,
+            bound: RefCell::new(HashMap::new()),
+            rng: RefCell::new(seeded_rng(seed)),
+        }
+    }
+
+    /// The tape.
+    pub fn tape(&self) -> &'t Tape<T> {
+        self.tape
+    }
+
+    /// Whether this is a training step.
+    pub fn is_training(&self) -> bool {
+        self.training
+    }
+
+    /// The step's random source.
+    pub fn rng(&self) -> RefMut<'_, StdRng> {
+        self.rng.borrow_mut()
+    }
+
+    /// `p` as a tracked leaf on the tape — bound once per step, sharing its buffer.
+    #[track_caller]
+    pub fn param(&self, p: &Param<T>) -> Var<'t, T> {
+        if let Some(v) = self.bound.borrow().get(&p.id()) {
+            return v.clone();
+        }
+        let v = self.tape.var(p.value());
+        self.bound.borrow_mut().insert(p.id(), v.clone());
+        v
+    }
+
+    /// Data as an untracked input (no gradient, no node).
+    pub fn input(&self, x: Tensor<T>) -> Var<'t, T> {
+        self.tape.constant(x)
+    }
+
+    /// Data as a tracked input, so that ∂loss/∂input is computed too.
+    #[track_caller]
+    pub fn tracked_input(&self, x: Tensor<T>) -> Var<'t, T> {
+        self.tape.var(x)
+    }
+
+    /// The gradient of each parameter bound in this step, keyed by parameter.
+    pub fn param_grads(&self, grads: &Gradients<T>) -> ParamGrads<T> {
+        let by_id = self
+            .bound
+            .borrow()
+            .iter()
+            .filter_map(|(&id, v)| grads.get(v).map(|g| (id, g.clone())))
+            .collect();
+        ParamGrads { by_id }
+    }
+}

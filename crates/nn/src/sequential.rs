@@ -1,0 +1,57 @@
+//! `Sequential`: modules applied one after another.
+
+use crate::module::{Ctx, Module, prefixed};
+use crate::param::Param;
+use autograd::{Element, Var};
+
+/// Applies its modules in order; parameter names are prefixed with each module's index
+/// (`"0.weight"`, `"1.linear1.bias"`, …) as in PyTorch.
+pub struct Sequential<T: Element = f32> {
+    /// The modules, first applied first.
+    pub layers: Vec<Box<dyn Module<T>>>,
+}
+
+impl<T: Element> Default for Sequential<T> {
+    fn default() -> Self {
+        Sequential { layers: Vec::new() }
+    }
+}
+
+impl<T: Element> Sequential<T> {
+    /// An empty sequence.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends a module (builder style).
+    pub fn push(mut self, layer: impl Module<T> + 'static) -> Self {
+        self.layers.push(Box::new(layer));
+        self
+    }
+
+    /// Number of modules.
+    pub fn len(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Whether there are no modules.
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+}
+
+impl<T: Element> Module<T> for Sequential<T> {
+    fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
+        self.layers
+            .iter()
+            .fold(x.clone(), |h, layer| layer.forward(cx, &h))
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
+        self.layers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, l)| prefixed(&i.to_string(), l.named_parameters()))
+            .collect()
+    }
+}
