@@ -7,3 +7,5 @@
 
 pub use autograd;
 pub use nn;
+
+pub mod tutorial;
