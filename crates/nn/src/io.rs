@@ -144,7 +144,11 @@ fn encode<T: Element>(t: &Tensor<T>) -> Vec<u8> {
             .iter()
             .flat_map(|x| (wide(x) as f32).to_le_bytes())
             .collect(),
-        _ => t.data().iter().flat_map(|x| wide(x).to_le_bytes()).collect(),
+        _ => t
+            .data()
+            .iter()
+            .flat_map(|x| wide(x).to_le_bytes())
+            .collect(),
     }
 }
 

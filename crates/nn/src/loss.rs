@@ -164,7 +164,10 @@ mod tests {
             .sum::<f64>()
             / 12.0;
         let bce = binary_cross_entropy_with_logits(&xv, &yv).item();
-        assert!((bce - expected_bce).abs() < 1e-12, "{bce} vs {expected_bce}");
+        assert!(
+            (bce - expected_bce).abs() < 1e-12,
+            "{bce} vs {expected_bce}"
+        );
         // Cross-entropy by its definition.
         let targets = [3, 0, 2];
         let expected_ce = (0..3)
@@ -220,7 +223,17 @@ mod tests {
         assert!(e.to_string().contains("[2, 3]") && e.to_string().contains("loss.rs"));
         assert!(try_binary_cross_entropy_with_logits(&a, &b).is_err());
         let e = try_cross_entropy(&a, &[0, 3]).unwrap_err();
-        assert!(matches!(e, Error::Index { index: 3, len: 3, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::Index {
+                    index: 3,
+                    len: 3,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         assert!(e.to_string().contains("class index"));
         let e = try_cross_entropy(&a, &[0]).unwrap_err();
         assert!(matches!(e, Error::ShapeMismatch { .. }), "{e}");

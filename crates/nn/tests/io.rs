@@ -30,8 +30,14 @@ fn snapshot<T: Element>(m: &dyn Module<T>) -> Vec<(String, Vec<usize>, Vec<u64>)
             .collect();
         (shape, bits)
     };
-    let params = m.named_parameters().into_iter().map(|(n, p)| (n, bits(p.value())));
-    let buffers = m.named_buffers().into_iter().map(|(n, b)| (n, bits(b.value())));
+    let params = m
+        .named_parameters()
+        .into_iter()
+        .map(|(n, p)| (n, bits(p.value())));
+    let buffers = m
+        .named_buffers()
+        .into_iter()
+        .map(|(n, b)| (n, bits(b.value())));
     params.chain(buffers).map(|(n, (s, b))| (n, s, b)).collect()
 }
 
@@ -54,7 +60,12 @@ fn round_trip<T: Element>() {
     // The loaded network computes the same function in evaluation (running statistics).
     let tape = Tape::new();
     let cx = Ctx::eval(&tape);
-    let x = cx.input(Tensor::uniform(&[4, 3], T::of(-1.0), T::of(1.0), &mut seeded_rng(4)));
+    let x = cx.input(Tensor::uniform(
+        &[4, 3],
+        T::of(-1.0),
+        T::of(1.0),
+        &mut seeded_rng(4),
+    ));
     assert_eq!(a.forward(&cx, &x).value(), b.forward(&cx, &x).value());
     // The file: one entry per name, in the module's dtype, with PyTorch's shapes.
     let file = SafeTensors::deserialize(&bytes).unwrap();
@@ -90,7 +101,16 @@ fn files_on_disk_round_trip_and_unreadable_paths_are_errors() {
     assert!(matches!(e, IoError::File { action: "read", .. }), "{e}");
     assert!(e.to_string().contains("does-not-exist"), "{e}");
     let e = save(&a, dir.join("no-such-dir").join("x.safetensors")).unwrap_err();
-    assert!(matches!(e, IoError::File { action: "write", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            IoError::File {
+                action: "write",
+                ..
+            }
+        ),
+        "{e}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -110,11 +130,18 @@ fn mismatches_are_errors_that_name_the_tensor_and_change_nothing() {
     };
     // The file lacks the bias.
     let no_bias = to_bytes(&linear(3, 2, false, 2)).unwrap();
-    check(no_bias, |e| matches!(e, IoError::Missing { name } if name == "bias"), "\"bias\"");
+    check(
+        no_bias,
+        |e| matches!(e, IoError::Missing { name } if name == "bias"),
+        "\"bias\"",
+    );
     // The file has a tensor the module lacks.
     let with_bias = to_bytes(&linear(3, 2, true, 3)).unwrap();
     let e = from_bytes(&linear(3, 2, false, 4), &with_bias).unwrap_err();
-    assert!(matches!(&e, IoError::Unexpected { name } if name == "bias"), "{e}");
+    assert!(
+        matches!(&e, IoError::Unexpected { name } if name == "bias"),
+        "{e}"
+    );
     // Shapes differ.
     let wider = to_bytes(&linear(3, 5, true, 5)).unwrap();
     check(
@@ -144,7 +171,10 @@ fn truncated_and_garbage_files_are_errors_not_panics() {
     // Trailing bytes.
     let mut longer = good.clone();
     longer.extend_from_slice(&[0; 4]);
-    assert!(matches!(from_bytes(&target, &longer), Err(IoError::Format(_))));
+    assert!(matches!(
+        from_bytes(&target, &longer),
+        Err(IoError::Format(_))
+    ));
     // Random bytes, and random bytes behind a plausible header length.
     let noise = Tensor::<f64>::uniform(&[4096], 0.0, 256.0, &mut seeded_rng(9));
     let noise: Vec<u8> = noise.data().iter().map(|&x| x as u8).collect();
@@ -157,10 +187,16 @@ fn truncated_and_garbage_files_are_errors_not_panics() {
     // A header length far beyond the file; a header that is not JSON.
     let mut huge = u64::MAX.to_le_bytes().to_vec();
     huge.extend_from_slice(b"{}");
-    assert!(matches!(from_bytes(&target, &huge), Err(IoError::Format(_))));
+    assert!(matches!(
+        from_bytes(&target, &huge),
+        Err(IoError::Format(_))
+    ));
     let mut not_json = 8u64.to_le_bytes().to_vec();
     not_json.extend_from_slice(b"not json");
-    assert!(matches!(from_bytes(&target, &not_json), Err(IoError::Format(_))));
+    assert!(matches!(
+        from_bytes(&target, &not_json),
+        Err(IoError::Format(_))
+    ));
     // Every single corrupted byte of the header and the first data bytes: an error, or (a
     // flip inside the data) a successful load — never a panic.
     let header_len = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;

@@ -62,7 +62,10 @@ fn a_plain_mlp_is_linear_layers_and_activations() {
         .init(Init::xavier("tanh"))
         .build::<f64>(&mut seeded_rng(3));
     assert_eq!(net.depth(), 4);
-    assert_eq!(net.num_parameters(), (2 * 5 + 5) + 4 * (5 * 5 + 5) + (5 * 3 + 3));
+    assert_eq!(
+        net.num_parameters(),
+        (2 * 5 + 5) + 4 * (5 * 5 + 5) + (5 * 3 + 3)
+    );
     let tape = Tape::new();
     let cx = Ctx::eval(&tape);
     let x = cx.input(rand(&[6, 2], 4));
@@ -74,7 +77,10 @@ fn a_plain_mlp_is_linear_layers_and_activations() {
     for i in 0..4 {
         h = layer(i).linear.forward(&cx, &h).tanh();
     }
-    assert_eq!(net.forward(&cx, &x).value(), net.output.forward(&cx, &h).value());
+    assert_eq!(
+        net.forward(&cx, &x).value(),
+        net.output.forward(&cx, &h).value()
+    );
     // Lesioning layers 1 and 2 of a plain network: they become the identity.
     let mut h = net.input.forward(&cx, &x);
     for i in [0, 3] {
@@ -83,7 +89,10 @@ fn a_plain_mlp_is_linear_layers_and_activations() {
     let lesioned = net.forward_with_lesions(&cx, &x, &[1, 2]);
     assert_eq!(lesioned.value(), net.output.forward(&cx, &h).value());
     assert!(net.hidden[0].as_residual_unit().is_none());
-    assert_eq!(names(net.hidden_parameters(2)), ["linear.weight", "linear.bias"]);
+    assert_eq!(
+        names(net.hidden_parameters(2)),
+        ["linear.weight", "linear.bias"]
+    );
 }
 
 #[test]
@@ -117,7 +126,11 @@ fn lesioning_a_residual_block_drops_only_its_branch() {
 
 #[test]
 fn zero_initialised_branches_start_every_block_as_its_shortcut() {
-    for norm in [Normalization::None, Normalization::Layer, Normalization::Batch] {
+    for norm in [
+        Normalization::None,
+        Normalization::Layer,
+        Normalization::Batch,
+    ] {
         let net = MlpConfig::residual(3, 6, 2, 4)
             .norm(norm)
             .init(Init::he())
@@ -214,7 +227,10 @@ fn batch_norm_buffers_are_named_like_pytorch() {
         .norm(Normalization::Batch)
         .build::<f32>(&mut seeded_rng(13));
     let buffers: Vec<String> = plain.named_buffers().into_iter().map(|(n, _)| n).collect();
-    assert_eq!(buffers, ["hidden.0.norm.running_mean", "hidden.0.norm.running_var"]);
+    assert_eq!(
+        buffers,
+        ["hidden.0.norm.running_mean", "hidden.0.norm.running_var"]
+    );
     assert_eq!(
         MlpConfig::plain(1, 1, 1, 1).architecture,
         Architecture::Plain

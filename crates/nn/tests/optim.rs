@@ -25,7 +25,10 @@ fn param(values: &[f64]) -> Param<f64> {
 
 fn assert_close(got: &Tensor<f64>, want: &[f64]) {
     for (g, w) in got.data().iter().zip(want) {
-        assert!((g - w).abs() <= 1e-14 * w.abs().max(1.0), "{got:?} vs {want:?}");
+        assert!(
+            (g - w).abs() <= 1e-14 * w.abs().max(1.0),
+            "{got:?} vs {want:?}"
+        );
     }
 }
 
@@ -147,7 +150,10 @@ fn adam_and_adamw_follow_pytorchs_rules() {
         assert_close(&p.value(), &adam_ref(&p0, &GRADS, 0.01, wd, false));
         assert_close(&q.value(), &adam_ref(&p0, &GRADS, 0.01, wd, true));
         if wd > 0.0 {
-            assert!(p.value().max_abs_diff(&q.value()) > 1e-6, "L2 ≠ decoupled decay");
+            assert!(
+                p.value().max_abs_diff(&q.value()) > 1e-6,
+                "L2 ≠ decoupled decay"
+            );
         }
     }
     // Adam's first step moves each weight by about lr, in the gradient's opposite sign.
@@ -156,7 +162,10 @@ fn adam_and_adamw_follow_pytorchs_rules() {
     adam.step(&grads_for(&[(&p, &GRADS[0])]));
     for i in 0..3 {
         let moved = p.value().data()[i] - p0[i];
-        assert!((moved + 0.01 * GRADS[0][i].signum()).abs() < 1e-9, "{moved}");
+        assert!(
+            (moved + 0.01 * GRADS[0][i].signum()).abs() < 1e-9,
+            "{moved}"
+        );
     }
     assert_eq!(AdamW::new(vec![p.clone()], 0.01).lr(), 0.01);
 }
@@ -198,7 +207,11 @@ fn clipping_scales_all_gradients_by_their_global_norm() {
     let total_by_hand = (9.0f64 + 16.0 + 144.0).sqrt(); // 13
     let mut grads = grads_for(&[(&p, &gp), (&q, &gq)]);
     assert_eq!(clip_grad_norm(&mut grads, 100.0), total_by_hand);
-    assert_eq!(grads.wrt(&p).to_vec(), gp.to_vec(), "below the limit: unchanged");
+    assert_eq!(
+        grads.wrt(&p).to_vec(),
+        gp.to_vec(),
+        "below the limit: unchanged"
+    );
     let total = clip_grad_norm(&mut grads, 1.0);
     assert_eq!(total, total_by_hand);
     let coef = 1.0 / (total_by_hand + 1e-6);
@@ -216,7 +229,10 @@ fn bad_hyperparameters_are_errors() {
     let e = Adam::try_with(vec![p.clone()], 0.1, (1.0, 0.999), 1e-8, 0.0)
         .err()
         .unwrap();
-    assert!(e.to_string().contains("Adam") && e.to_string().contains("beta1"), "{e}");
+    assert!(
+        e.to_string().contains("Adam") && e.to_string().contains("beta1"),
+        "{e}"
+    );
     assert!(AdamW::try_with(vec![p.clone()], 0.1, (0.9, 0.999), -1.0, 0.0).is_err());
     let nesterov_without_momentum = std::panic::catch_unwind(|| {
         let p = param(&[1.0]);
@@ -224,7 +240,8 @@ fn bad_hyperparameters_are_errors() {
         opt.step(&grads_for(&[(&p, &[1.0])]));
     });
     assert!(nesterov_without_momentum.is_err());
-    let bad_momentum = std::panic::catch_unwind(|| Sgd::new(vec![param(&[1.0])], 0.1).momentum(1.5));
+    let bad_momentum =
+        std::panic::catch_unwind(|| Sgd::new(vec![param(&[1.0])], 0.1).momentum(1.5));
     assert!(bad_momentum.is_err());
 }
 
