@@ -23,6 +23,7 @@
 use super::{Algebra, Op};
 use crate::element::Element;
 use crate::error::{Caller, Error, Result, or_panic};
+use crate::shape::Shape;
 use crate::tape::{Lift, Var, Vjp};
 use crate::tensor::Tensor;
 
@@ -229,10 +230,11 @@ fn gelu<T: Element>(x: T) -> T {
 impl<T: Element> Tensor<T> {
     /// `f` applied to every element.
     pub fn map(&self, f: impl Fn(T) -> T) -> Tensor<T> {
-        Tensor::from_parts(
-            self.data().iter().map(|&x| f(x)).collect(),
-            self.shape().into(),
-        )
+        let shape = Shape::from_slice(self.shape());
+        match self.as_one() {
+            Some(x) => Tensor::one(f(x), shape),
+            None => Tensor::from_parts(self.data().iter().map(|&x| f(x)).collect(), shape),
+        }
     }
     /// eˣ elementwise.
     pub fn exp(&self) -> Tensor<T> {
