@@ -19,8 +19,12 @@ pub mod cli;
 pub mod page;
 pub mod plot;
 pub mod progress;
+pub mod training;
 
 pub mod ch01_tape;
+pub mod ch02_depth;
+pub mod ch04_shortcuts;
+pub mod ch05_degradation;
 
 pub use page::Page;
 pub use progress::Progress;
@@ -49,5 +53,10 @@ pub struct Chapter {
 
 /// Every chapter, in order.
 pub fn chapters() -> Vec<Chapter> {
-    vec![ch01_tape::CHAPTER]
+    vec![
+        ch01_tape::CHAPTER,
+        ch02_depth::CHAPTER,
+        ch04_shortcuts::CHAPTER,
+        ch05_degradation::CHAPTER,
+    ]
 }

@@ -222,7 +222,7 @@ impl Page {
 
 /// Prose without the Markdown backticks, for the terminal.
 fn plain(text: &str) -> String {
-    text.replace('`', "")
+    text.replace(['`', '*'], "")
 }
 
 /// Greedy word wrap at `width` columns; existing line breaks are kept.

@@ -4,7 +4,6 @@
 //! draws it. Text (titles, tick labels, legends) is left to the SVG viewer's fonts, so no
 //! font file is needed when the figure is made.
 
-use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -34,6 +33,8 @@ pub enum Style {
 /// Where a panel's legend sits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Legend {
+    /// The corner that covers the fewest data points.
+    Auto,
     /// Top right corner.
     UpperRight,
     /// Top left corner.
@@ -97,7 +98,7 @@ pub struct Panel {
 }
 
 impl Panel {
-    /// A panel with linear axes, a legend at the upper right and no series yet.
+    /// A panel with linear axes, a legend in the emptiest corner and no series yet.
     pub fn new(
         title: impl Into<String>,
         x_label: impl Into<String>,
@@ -110,7 +111,7 @@ impl Panel {
             x_scale: Scale::Linear,
             y_scale: Scale::Linear,
             series: Vec::new(),
-            legend: Legend::UpperRight,
+            legend: Legend::Auto,
         }
     }
 
@@ -138,38 +139,74 @@ impl Panel {
         self
     }
 
-    /// The range of the points along one coordinate that the scale can show, padded.
+    /// The points of a series as drawn: logarithmic coordinates become log₁₀ of the value,
+    /// and points a scale cannot show (non-finite, or ≤ 0 on a log axis) are left out.
+    fn plotted(&self, series: &Series) -> Vec<(f64, f64)> {
+        series
+            .points
+            .iter()
+            .filter_map(|&(x, y)| Some((to_axis(x, self.x_scale)?, to_axis(y, self.y_scale)?)))
+            .collect()
+    }
+
+    /// The padded range of the plotted coordinates along one axis (`coord` picks it).
     fn range(&self, scale: Scale, coord: impl Fn(&(f64, f64)) -> f64) -> Range<f64> {
-        let values = self
+        let (lo, hi) = self
             .series
             .iter()
-            .flat_map(|s| s.points.iter().map(&coord))
-            .filter(|v| v.is_finite() && (scale == Scale::Linear || *v > 0.0));
-        let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(v), hi.max(v))
-        });
+            .flat_map(|s| self.plotted(s))
+            .map(|p| coord(&p))
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                (lo.min(v), hi.max(v))
+            });
         if lo > hi {
             // Nothing to show: a unit range keeps the axes drawable.
-            return match scale {
-                Scale::Linear => 0.0..1.0,
-                Scale::Log => 0.1..10.0,
-            };
+            return -1.0..1.0;
         }
         match scale {
-            Scale::Linear => {
+            // Whole decades when the data span several, a small margin otherwise.
+            Scale::Log if hi - lo >= 2.0 => lo.floor()..hi.ceil(),
+            _ => {
                 let pad = if hi > lo { 0.04 * (hi - lo) } else { 0.5 };
                 (lo - pad)..(hi + pad)
             }
-            Scale::Log => {
-                // Whole decades when the data span several, a margin of ×1.3 otherwise.
-                let (l, h) = (lo.log10(), hi.log10());
-                if h - l >= 2.0 {
-                    10f64.powf(l.floor())..10f64.powf(h.ceil())
-                } else {
-                    (lo / 1.3)..(hi * 1.3)
-                }
-            }
         }
+    }
+
+    /// The corner whose quarter of the plot holds the fewest points.
+    fn emptiest_corner(&self, x: &Range<f64>, y: &Range<f64>) -> Legend {
+        let corners = [
+            (Legend::UpperRight, true, true),
+            (Legend::UpperLeft, false, true),
+            (Legend::LowerRight, true, false),
+            (Legend::LowerLeft, false, false),
+        ];
+        let fx = |v: f64| (v - x.start) / (x.end - x.start);
+        let fy = |v: f64| (v - y.start) / (y.end - y.start);
+        let crowd = |right: bool, upper: bool| {
+            self.series
+                .iter()
+                .flat_map(|s| self.plotted(s))
+                .filter(|&(px, py)| {
+                    let (u, v) = (fx(px), fy(py));
+                    let in_x = if right { u > 0.55 } else { u < 0.45 };
+                    let in_y = if upper { v > 0.6 } else { v < 0.4 };
+                    in_x && in_y
+                })
+                .count()
+        };
+        corners
+            .iter()
+            .min_by_key(|(_, right, upper)| crowd(*right, *upper))
+            .map_or(Legend::UpperRight, |c| c.0)
+    }
+}
+
+/// A value's coordinate on an axis of `scale`, if the axis can show it.
+fn to_axis(v: f64, scale: Scale) -> Option<f64> {
+    match scale {
+        Scale::Linear => v.is_finite().then_some(v),
+        Scale::Log => (v.is_finite() && v > 0.0).then(|| v.log10()),
     }
 }
 
@@ -203,18 +240,38 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
-/// Tick labels: plain numbers in the middle range, powers of ten outside it.
-fn tick_label(v: &f64) -> String {
+/// A tick label on a linear axis: plain numbers in the middle range, powers of ten outside.
+fn tick_label(v: f64) -> String {
     let a = v.abs();
-    if *v == 0.0 {
+    if a < 1e-12 {
         "0".to_string()
-    } else if !(1e-3..1e4).contains(&a) {
+    } else if !(1e-3..1e5).contains(&a) {
         format!("{v:.0e}")
-    } else if a >= 100.0 || (v.fract() == 0.0) {
+    } else if a >= 100.0 || v.fract() == 0.0 {
         format!("{v:.0}")
     } else {
         let s = format!("{v:.3}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+/// A tick label on a log axis, whose coordinate is `log10(value)`: `1e-8`, `0.01`, `100`,
+/// or a rounded value between decades.
+fn log_tick_label(e: f64) -> String {
+    if (e - e.round()).abs() < 1e-9 {
+        let k = e.round() as i32;
+        match k {
+            -2..=4 => tick_label(10f64.powi(k)),
+            _ => format!("1e{k}"),
+        }
+    } else {
+        let v = 10f64.powf(e);
+        let digits = (1 - v.log10().floor() as i32).max(0) as usize;
+        if (1e-3..1e5).contains(&v) {
+            format!("{v:.digits$}")
+        } else {
+            format!("{v:.1e}")
+        }
     }
 }
 
@@ -269,17 +326,7 @@ impl Figure {
             root.fill(&WHITE).map_err(|e| e.to_string())?;
             let areas = root.split_evenly((rows, columns));
             for (panel, area) in self.panels.iter().zip(areas.iter()) {
-                let x = panel.range(panel.x_scale, |p| p.0);
-                let y = panel.range(panel.y_scale, |p| p.1);
-                match (panel.x_scale, panel.y_scale) {
-                    (Scale::Linear, Scale::Linear) => draw_panel(area, panel, x, y),
-                    (Scale::Linear, Scale::Log) => draw_panel(area, panel, x, y.log_scale()),
-                    (Scale::Log, Scale::Linear) => draw_panel(area, panel, x.log_scale(), y),
-                    (Scale::Log, Scale::Log) => {
-                        draw_panel(area, panel, x.log_scale(), y.log_scale())
-                    }
-                }
-                .map_err(|e| e.to_string())?;
+                draw_panel(area, panel).map_err(|e| e.to_string())?;
             }
             root.present().map_err(|e| e.to_string())?;
         }
@@ -289,45 +336,41 @@ impl Figure {
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
-/// Draws one panel on coordinates `x` × `y` (linear or logarithmic).
-fn draw_panel<X, Y>(
+/// Draws one panel. Both axes are linear in the plotted coordinates; a log axis plots
+/// log₁₀ of the values and labels its ticks with the values themselves.
+fn draw_panel(
     area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
     panel: &Panel,
-    x: X,
-    y: Y,
-) -> DrawResult
-where
-    X: AsRangedCoord<Value = f64>,
-    Y: AsRangedCoord<Value = f64>,
-    X::CoordDescType: ValueFormatter<f64>,
-    Y::CoordDescType: ValueFormatter<f64>,
-{
+) -> DrawResult {
+    let x = panel.range(panel.x_scale, |p| p.0);
+    let y = panel.range(panel.y_scale, |p| p.1);
     let mut chart = ChartBuilder::on(area)
         .caption(&panel.title, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(42)
         .y_label_area_size(62)
-        .build_cartesian_2d(x, y)?;
+        .build_cartesian_2d(x.clone(), y.clone())?;
+    let label_of = |scale: Scale| -> fn(&f64) -> String {
+        match scale {
+            Scale::Linear => |v| tick_label(*v),
+            Scale::Log => |v| log_tick_label(*v),
+        }
+    };
+    let (x_fmt, y_fmt) = (label_of(panel.x_scale), label_of(panel.y_scale));
     chart
         .configure_mesh()
         .x_desc(panel.x_label.as_str())
         .y_desc(panel.y_label.as_str())
-        .x_label_formatter(&tick_label)
-        .y_label_formatter(&tick_label)
+        .x_label_formatter(&x_fmt)
+        .y_label_formatter(&y_fmt)
         .label_style(("sans-serif", 13))
         .axis_desc_style(("sans-serif", 15))
         .light_line_style(WHITE.mix(0.0))
         .bold_line_style(BLACK.mix(0.08))
         .draw()?;
-    let keep = |v: f64, scale: Scale| v.is_finite() && (scale == Scale::Linear || v > 0.0);
     for series in &panel.series {
         let color = PALETTE[series.color % PALETTE.len()];
-        let points: Vec<(f64, f64)> = series
-            .points
-            .iter()
-            .copied()
-            .filter(|&(a, b)| keep(a, panel.x_scale) && keep(b, panel.y_scale))
-            .collect();
+        let points = panel.plotted(series);
         let stroke = color.stroke_width(2);
         let anno = match series.style {
             Style::Line => chart.draw_series(LineSeries::new(points, stroke))?,
@@ -346,6 +389,9 @@ where
                 )?
             }
         };
+        if series.label.is_empty() {
+            continue;
+        }
         let style = series.style;
         anno.label(series.label.as_str())
             .legend(move |(lx, ly)| match style {
@@ -360,8 +406,12 @@ where
                 _ => PathElement::new(vec![(lx, ly), (lx + 20, ly)], stroke).into_dyn(),
             });
     }
-    let position = match panel.legend {
-        Legend::UpperRight => SeriesLabelPosition::UpperRight,
+    let legend = match panel.legend {
+        Legend::Auto => panel.emptiest_corner(&x, &y),
+        other => other,
+    };
+    let position = match legend {
+        Legend::UpperRight | Legend::Auto => SeriesLabelPosition::UpperRight,
         Legend::UpperLeft => SeriesLabelPosition::UpperLeft,
         Legend::LowerRight => SeriesLabelPosition::LowerRight,
         Legend::LowerLeft => SeriesLabelPosition::LowerLeft,
@@ -438,7 +488,10 @@ mod tests {
             0,
         ));
         let r = p.range(Scale::Log, |p| p.1);
-        assert_eq!((r.start, r.end), (1e-5, 1e3));
+        assert_eq!((r.start, r.end), (-5.0, 3.0));
+        assert_eq!(log_tick_label(-5.0), "1e-5");
+        assert_eq!(log_tick_label(2.0), "100");
+        assert_eq!(log_tick_label(-2.0), "0.01");
         let lin = p.range(Scale::Linear, |p| p.0);
         assert!(lin.start < 0.0 && lin.end > 2.0);
     }

@@ -1,0 +1,126 @@
+//! Smoke tests of the tutorial: every chapter's computation at its smoke sizes, with the
+//! qualitative result the chapter's prose states.
+
+use wengert::tutorial::{self, Progress, Size};
+
+fn quiet() -> Progress {
+    tutorial::cli::pin_thread_count();
+    Progress::silent()
+}
+
+#[test]
+fn ch01_the_tape_sums_both_contributions_to_a() {
+    let c = tutorial::ch01_tape::Config::smoke();
+    let r = tutorial::ch01_tape::run(&c, &quiet());
+    assert_eq!(r.y, (c.a + c.b) * c.a);
+    assert_eq!(r.grad_a, 2.0 * c.a + c.b);
+    assert_eq!(r.grad_b, c.a);
+    assert!(r.scalar_listing.contains("add") && r.scalar_listing.contains("mul"));
+    assert!(r.block_listing.contains("linear") && r.block_listing.contains("add"));
+}
+
+#[test]
+fn ch02_plain_deep_sigmoid_gradients_vanish_and_he_keeps_relu_even() {
+    use tutorial::ch02_depth::{Config, Remedy, run};
+    use wengert::nn::Activation;
+    let r = run(&Config::smoke(), &quiet());
+    let deep = r.deepest();
+    let shallow = *r.config.depths.iter().min().unwrap();
+    let sigmoid = r
+        .get(Activation::Sigmoid, Remedy::Scaled, deep)
+        .profile
+        .first_over_last();
+    // Each sigmoid layer shrinks the gradient by at least 4: after 30 layers, far below 1e-6.
+    assert!(sigmoid < 1e-6, "sigmoid first/last {sigmoid}");
+    let sigmoid_shallow = r
+        .get(Activation::Sigmoid, Remedy::Scaled, shallow)
+        .profile
+        .first_over_last();
+    assert!(sigmoid < sigmoid_shallow, "vanishing grows with depth");
+    // He-initialised ReLU: the first and last layers' gradients within two decades.
+    let relu = r
+        .get(Activation::Relu, Remedy::Scaled, deep)
+        .profile
+        .first_over_last();
+    assert!((1e-2..1e2).contains(&relu), "ReLU He first/last {relu}");
+    // The naive N(0, 1) start explodes ReLU's forward signal.
+    let rms = *r
+        .get(Activation::Relu, Remedy::Naive, deep)
+        .profile
+        .state_rms
+        .last()
+        .unwrap();
+    assert!(rms > 1e10, "naive ReLU rms {rms}");
+    assert_eq!(r.page().figures().count(), 1);
+}
+
+#[test]
+fn ch04_scaled_residual_gradients_stay_within_an_order_of_magnitude() {
+    use tutorial::ch04_shortcuts::{Config, Start, run};
+    let r = run(&Config::smoke(), &quiet());
+    for &depth in &r.config.depths {
+        for start in [Start::ScaledBranch, Start::ZeroInitLast] {
+            let spread = r.get(start, depth).profile.spread();
+            assert!(
+                spread < 10.0,
+                "{start:?} at depth {depth}: max/min {spread}"
+            );
+        }
+    }
+    // The notebook's block stacked as it is blows up with depth.
+    let deep = r.deepest();
+    let blown = *r
+        .get(Start::Notebook, deep)
+        .profile
+        .state_rms
+        .last()
+        .unwrap();
+    let scaled = *r
+        .get(Start::ScaledBranch, deep)
+        .profile
+        .state_rms
+        .last()
+        .unwrap();
+    assert!(
+        blown > 1e3 * scaled,
+        "notebook rms {blown} vs scaled {scaled}"
+    );
+}
+
+#[test]
+fn ch05_plain_nets_degrade_with_depth_residual_nets_do_not() {
+    use tutorial::ch05_degradation::{Config, Kind, run};
+    let c = Config::smoke();
+    let r = run(&c, &quiet());
+    let (shallow, deep) = (c.depths[0], c.depths[1]);
+    let plain = (
+        r.final_loss(Kind::Plain, shallow),
+        r.final_loss(Kind::Plain, deep),
+    );
+    let residual = (
+        r.final_loss(Kind::Residual, shallow),
+        r.final_loss(Kind::Residual, deep),
+    );
+    // Degradation: the deeper plain net ends with a higher training loss, by a wide margin
+    // (it stays near the chance level ln 2 while the shallow one fits).
+    assert!(plain.1 > plain.0 + 0.2, "plain {plain:?}");
+    // The deeper residual net is not worse: within 0.05 nats of the shallow one, which is
+    // under a tenth of the chance level ln 2 ≈ 0.69 (the median over three seeds).
+    assert!(residual.1 <= residual.0 + 0.05, "residual {residual:?}");
+}
+
+#[test]
+fn every_chapter_lays_out_a_page_at_smoke_size() {
+    // The cheap chapters run whole; their pages have prose and at least a table or code.
+    for chapter in tutorial::chapters()
+        .iter()
+        .filter(|c| [1, 2, 4].contains(&c.number))
+    {
+        let page = (chapter.page)(Size::Smoke, &quiet());
+        assert_eq!(page.number, chapter.number);
+        let text = page.to_text("figures");
+        assert!(text.contains(chapter.title), "{text}");
+        let markdown = page.to_markdown("figures");
+        assert!(markdown.starts_with(&format!("# Chapter {}", chapter.number)));
+    }
+}
