@@ -124,3 +124,26 @@ fn every_chapter_lays_out_a_page_at_smoke_size() {
         assert!(markdown.starts_with(&format!("# Chapter {}", chapter.number)));
     }
 }
+
+#[test]
+fn ch09_stochastic_depth_narrows_the_generalisation_gap() {
+    use tutorial::ch09_variants::{Config, Design, run};
+    let r = run(&Config::smoke(), &quiet());
+    for design in Design::ALL {
+        let (without, with) = (r.get(design, false), r.get(design, true));
+        // Without it, the deep net memorises the noisy training set…
+        assert!(
+            without.train.loss < 0.05,
+            "{design:?}: train loss {}",
+            without.train.loss
+        );
+        assert!(without.gap() > 0.2, "{design:?}: gap {}", without.gap());
+        // … and stochastic depth shrinks the test-minus-train gap.
+        assert!(
+            with.gap() < without.gap(),
+            "{design:?}: {} vs {}",
+            with.gap(),
+            without.gap()
+        );
+    }
+}

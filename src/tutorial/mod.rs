@@ -25,6 +25,7 @@ pub mod ch01_tape;
 pub mod ch02_depth;
 pub mod ch04_shortcuts;
 pub mod ch05_degradation;
+pub mod ch09_variants;
 
 pub use page::Page;
 pub use progress::Progress;

@@ -159,6 +159,20 @@ impl TrainingRun {
             .collect()
     }
 
+    /// The loss curve averaged over windows of `window` steps, as plot points at each
+    /// window's last step (the noisy per-step loss of stochastic training, made readable).
+    pub fn smoothed_curve(&self, window: usize) -> Vec<(f64, f64)> {
+        let window = window.max(1);
+        self.losses
+            .chunks(window)
+            .enumerate()
+            .map(|(k, chunk)| {
+                let mean = chunk.iter().sum::<f64>() / chunk.len() as f64;
+                ((k * window + chunk.len()) as f64, mean)
+            })
+            .collect()
+    }
+
     /// The mean of the last `k` training losses (a less noisy final value).
     pub fn tail_mean(&self, k: usize) -> f64 {
         let k = k.clamp(1, self.losses.len().max(1));
@@ -179,6 +193,31 @@ pub fn train<T: Element>(
     progress: &Progress,
     label: &str,
 ) -> TrainingRun {
+    train_observed(
+        net,
+        data,
+        optimizer,
+        steps,
+        seed,
+        progress,
+        label,
+        &mut |_| {},
+    )
+}
+
+/// [`train`], calling `observe(k)` after the update of step `k` (1-based), e.g. to evaluate
+/// on a test set along the way.
+#[allow(clippy::too_many_arguments)]
+pub fn train_observed<T: Element>(
+    net: &dyn Module<T>,
+    data: &Dataset<T>,
+    optimizer: OptimizerKind,
+    steps: usize,
+    seed: u64,
+    progress: &Progress,
+    label: &str,
+    observe: &mut dyn FnMut(usize),
+) -> TrainingRun {
     let mut opt = optimizer.build(net);
     let mut losses = Vec::with_capacity(steps);
     for step in 0..steps {
@@ -190,6 +229,7 @@ pub fn train<T: Element>(
         losses.push(value);
         opt.step(&cx.param_grads(&loss.backward()));
         progress.tick(|| format!("{label}: step {}/{steps}, loss {value:.4}", step + 1));
+        observe(step + 1);
     }
     TrainingRun {
         losses,
