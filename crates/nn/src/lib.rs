@@ -11,12 +11,16 @@
 #![deny(missing_docs)]
 
 pub mod activation;
+pub mod analysis;
+pub mod crosscheck;
 pub mod init;
 pub mod linear;
+pub mod manual;
 pub mod module;
 pub mod param;
 pub mod residual;
 pub mod sequential;
+pub mod stack;
 
 pub use activation::{Activation, Gelu, LeakyRelu, Relu, Sigmoid, Tanh};
 pub use autograd;
@@ -26,3 +30,4 @@ pub use module::{Ctx, Module, prefixed};
 pub use param::{Param, ParamGrads};
 pub use residual::{ProjectionBlock, ResidualBlock, ResidualUnit};
 pub use sequential::Sequential;
+pub use stack::Stack;
