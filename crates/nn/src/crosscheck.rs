@@ -153,6 +153,18 @@ fn nan_max(m: f64, x: f64) -> f64 {
     if x.is_nan() || x > m { x } else { m }
 }
 
+/// The first item with the largest relative difference (a NaN counts as largest).
+fn first_max_by_rel<I: Iterator>(
+    items: I,
+    diff: impl Fn(&I::Item) -> Difference,
+) -> Option<I::Item> {
+    let worse = |x: f64, than: f64| (x.is_nan() && !than.is_nan()) || x > than;
+    items.fold(None, |best, item| match best {
+        Some(b) if !worse(diff(&item).max_rel, diff(&b).max_rel) => Some(b),
+        _ => Some(item),
+    })
+}
+
 /// One named quantity and how far apart the two sides are on it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Comparison {
@@ -189,9 +201,7 @@ impl LayerComparison {
 
     /// The parameter whose gradients differ most (relatively), if the layer has any.
     pub fn worst_parameter(&self) -> Option<&Comparison> {
-        self.parameters
-            .iter()
-            .max_by(|a, b| a.diff.max_rel.total_cmp(&b.diff.max_rel))
+        first_max_by_rel(self.parameters.iter(), |c| c.diff)
     }
 }
 
@@ -283,9 +293,7 @@ impl CrosscheckReport {
 
     /// The quantity with the largest relative difference, and that difference.
     pub fn worst(&self) -> (String, Difference) {
-        self.comparisons()
-            .into_iter()
-            .max_by(|a, b| a.1.max_rel.total_cmp(&b.1.max_rel))
+        first_max_by_rel(self.comparisons().into_iter(), |c| c.1)
             .unwrap_or_else(|| ("loss".to_string(), self.loss))
     }
 
@@ -327,13 +335,13 @@ impl CrosscheckReport {
             });
         }
         for l in self.layers.iter().rev() {
-            let worst = l
+            let failing = l
                 .parameters
                 .iter()
                 .map(|c| (c.name.clone(), c.diff))
                 .chain(std::iter::once((l.d_in_name(), l.d_in)))
-                .filter(|(_, d)| !d.within(tol))
-                .max_by(|a, b| a.1.max_rel.total_cmp(&b.1.max_rel));
+                .filter(|(_, d)| !d.within(tol));
+            let worst = first_max_by_rel(failing, |c| c.1);
             if let Some((quantity, diff)) = worst {
                 return Some(Disagreement {
                     layer: Some(l.index),
@@ -404,8 +412,12 @@ impl fmt::Display for CrosscheckReport {
             "∂L/∂x: max|Δ| {:.2e}, relative {:.2e}",
             self.input.max_abs, self.input.max_rel
         )?;
-        let (name, worst) = self.worst();
-        writeln!(f, "worst: {name}, relative {:.2e}", worst.max_rel)?;
+        match self.worst() {
+            (_, worst) if worst.max_abs == 0.0 => {
+                writeln!(f, "worst: none, every compared value is bit-identical")?
+            }
+            (name, worst) => writeln!(f, "worst: {name}, relative {:.2e}", worst.max_rel)?,
+        }
         match self.first_disagreement(self.tolerance) {
             None => write!(f, "verdict: agree to {:.0e} (relative)", self.tolerance),
             Some(d) => write!(
