@@ -36,6 +36,10 @@
 //!
 //! All passes here run in evaluation mode ([`Ctx::eval`]).
 
+// `autograd::Error` (the workspace's one error type: op, shapes and source line) is about
+// 128 bytes; these fallible functions run once per check or construction, not in a hot loop.
+#![allow(clippy::result_large_err)]
+
 use crate::module::Ctx;
 use crate::residual::ResidualUnit;
 use autograd::{Caller, Element, Error, Result, Tape, Tensor};

@@ -30,6 +30,10 @@
 //! assert!(report.passed(1e-12), "{report}");
 //! ```
 
+// `autograd::Error` (the workspace's one error type: op, shapes and source line) is about
+// 128 bytes; these fallible functions run once per check or construction, not in a hot loop.
+#![allow(clippy::result_large_err)]
+
 use crate::manual::{self, Layer, MSELoss};
 use crate::module::{Ctx, Module};
 use crate::residual::{ProjectionBlock, ResidualBlock, ResidualUnit};

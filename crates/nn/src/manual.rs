@@ -38,6 +38,10 @@
 //! assert!(mse.forward(&block.forward(&x), &y) < before);
 //! ```
 
+// `autograd::Error` (the workspace's one error type: op, shapes and source line) is about
+// 128 bytes; these fallible functions run once per check or construction, not in a hot loop.
+#![allow(clippy::result_large_err)]
+
 use crate::param::Param;
 use autograd::{Caller, Element, Error, Result, Tensor};
 
@@ -169,7 +173,7 @@ fn times_derivative<T: Element>(
     expect_shape(op, y.shape(), d_out.shape());
     let mut d_in = d_out.clone();
     for (g, &y) in d_in.data_mut().iter_mut().zip(y.data()) {
-        *g = *g * f(y);
+        *g *= f(y);
     }
     d_in
 }

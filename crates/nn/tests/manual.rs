@@ -19,7 +19,8 @@ fn projected(layer: &mut dyn Layer<f64>, x: &Tensor<f64>, w: &Tensor<f64>) -> f6
 }
 
 /// Checks `d_in` and every parameter gradient of `layer` against central differences of
-fn check_layer(layer: &mut dyn Layer<f64>, x: &Tensor<f64>) -> f64 {
+/// `Σ w ⊙ layer(x)`.
+fn check_layer(layer: &mut dyn Layer<f64>, x: &Tensor<f64>) {
     let w = rand(layer.forward(x).shape(), 99);
     layer.forward(x);
     let d_in = layer.backward(&w);
