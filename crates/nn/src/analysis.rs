@@ -35,6 +35,26 @@
 //! from a plain network ruins it.
 //!
 //! All passes here run in evaluation mode ([`Ctx::eval`]).
+//!
+//! ```
+//! use autograd::{Tensor, seeded_rng};
+//! use nn::analysis::{lesioned_loss, path_gradients_mse};
+//! use nn::{Init, ResidualBlock, ResidualUnit, Stack};
+//!
+//! let mut rng = seeded_rng(0);
+//! let stack: Stack<dyn ResidualUnit<f64>> = (0..6)
+//!     .map(|_| Box::new(ResidualBlock::new(4, Init::he(), &mut rng)) as Box<dyn ResidualUnit<f64>>)
+//!     .collect();
+//! let x = Tensor::uniform(&[8, 4], -1.0, 1.0, &mut rng);
+//! let y = Tensor::zeros(&[8, 4]);
+//! let paths = path_gradients_mse(&stack.layers, &x, &y).unwrap();
+//! assert_eq!(paths.by_length.len(), 7); // path lengths 0..=6
+//! assert_eq!(paths.path_counts()[3], 20.0); // C(6, 3) paths take three branches
+//! let _dl_dx = paths.total(); // = ∂L/∂x
+//! let intact = lesioned_loss(&stack.layers, &x, &y, &[]).unwrap();
+//! let without_block_2 = lesioned_loss(&stack.layers, &x, &y, &[2]).unwrap();
+//! assert_ne!(intact, without_block_2);
+//! ```
 
 // `autograd::Error` (the workspace's one error type: op, shapes and source line) is about
 // 128 bytes; these fallible functions run once per check or construction, not in a hot loop.

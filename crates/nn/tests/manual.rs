@@ -256,6 +256,7 @@ fn manual_and_tape_training_stay_in_lockstep() {
         manual.backward(&mse.backward());
         manual.sgd_step(lr);
         let rel = (loss.item() - manual_loss).abs() / loss.item();
+        println!("step {step}: loss {manual_loss:.6}, tape vs manual relative {rel:.1e}");
         assert!(rel < 1e-13, "step {step}: {} vs {manual_loss}", loss.item());
     }
 }
