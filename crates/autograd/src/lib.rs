@@ -33,6 +33,7 @@
 mod element;
 mod error;
 mod gradcheck;
+mod inspect;
 mod kernels;
 mod ops;
 mod shape;
@@ -40,10 +41,13 @@ mod tape;
 mod tensor;
 
 pub use element::Element;
-pub use error::{Caller, Error, Result};
+pub use error::{AnomalyPhase, Caller, Error, Result};
 pub use gradcheck::{GradcheckOptions, GradcheckReport, Mismatch, gradcheck, gradgradcheck};
+pub use inspect::{MemoryReport, MemoryUse, Table, ValueSummary};
 pub use kernels::{num_threads, set_num_threads};
 pub use rand;
 pub use shape::{Shape, broadcast_shapes, numel};
-pub use tape::{Gradients, Tape, Var, VarGradients};
+pub use tape::{
+    BackwardStep, BackwardSteps, Contribution, Gradients, HookHandle, Tape, Var, VarGradients,
+};
 pub use tensor::{Tensor, seeded_rng};
