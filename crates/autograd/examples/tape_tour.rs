@@ -51,8 +51,36 @@ fn main() {
         tape.table().with_gradients(&grads)
     );
 
+    println!("## Anomaly mode\n");
+    anomaly();
+
     if let Some(path) = std::env::args().nth(1) {
         std::fs::write(&path, tape.to_dot_with(&grads)).expect("cannot write the DOT file");
         println!("wrote {path}");
+    }
+}
+
+/// Twenty blocks `h ← h + 0.1·relu(h·W1ᵀ)·W2ᵀ`, one of which takes a logarithm of its
+/// ReLU output (zeros included): anomaly mode names the node, its op, its input's shape
+/// and the line that recorded it.
+fn anomaly() {
+    let tape = Tape::<f32>::new();
+    tape.set_detect_anomaly(true);
+    let mut rng = seeded_rng(1);
+    let x = tape.var(Tensor::uniform(&[4, 8], -1.0, 1.0, &mut rng));
+    let mut h = x.clone();
+    for k in 0..20 {
+        let w1 = tape.var(Tensor::uniform(&[8, 8], -0.5, 0.5, &mut rng));
+        let w2 = tape.var(Tensor::uniform(&[8, 8], -0.5, 0.5, &mut rng));
+        let mut hidden = h.linear(&w1, None).relu();
+        if k == 13 {
+            hidden = &hidden + &hidden.ln(); // ln 0 = −∞
+        }
+        h = &h + &(&hidden.linear(&w2, None) * 0.1);
+    }
+    let loss = (&h * &h).mean();
+    match loss.try_backward() {
+        Ok(_) => println!("no anomaly"),
+        Err(e) => println!("{e}"),
     }
 }

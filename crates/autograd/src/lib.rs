@@ -10,6 +10,12 @@
 //!   used twice (a skip connection) receives both contributions, summed.
 //! - [`Var::backward_create_graph`]: the same sweep, recorded on the tape, so gradients
 //!   can be differentiated again.
+//! - Looking inside: the tape prints as a table ([`Tape::table`]), reports its memory by op
+//!   and by named region ([`Tape::memory_report`], [`Tape::region`]), exports Graphviz DOT
+//!   ([`Tape::to_dot`]), runs gradient hooks ([`Tape::register_hook`]), keeps the separate
+//!   contributions at a skip connection ([`Tape::track_contributions`]), steps through
+//!   backward node by node ([`Var::backward_steps`]) and finds the first NaN or infinity
+//!   ([`Tape::set_detect_anomaly`]). See docs/tape.md.
 //!
 //! ```
 //! use autograd::{Tape, Tensor};

@@ -339,33 +339,19 @@ impl<'a, T: Element, L: Lift<T>> Sweep<'a, T, L> {
     /// The node's adjoint is final when the sweep reaches it: all its consumers come later
     /// in the list. Its op's vector–Jacobian product sends one contribution to each tracked
     /// input, and contributions are accumulated. `observe` sees the node, its adjoint and
-    /// the contributions before they are accumulated.
+    /// the contributions before they are accumulated. The optional features run at two
+    /// points: on the final adjoint (hooks, anomaly check) and on the contributions
+    /// (anomaly check, kept contributions).
     pub(crate) fn step(
         &mut self,
         observe: impl FnOnce(usize, &L::V, &[(usize, L::V)]),
     ) -> Result<Option<usize>> {
-        let Some(i) = self.next_with_adjoint() else {
-            return Ok(None);
-        };
-        let Some(g) = self.adjoints[i].as_mut() else {
+        let Some((i, g)) = next_with_adjoint(&mut self.adjoints, &mut self.unvisited) else {
             return Ok(None);
         };
         self.extras.at_node(self.tape, &self.lift, i, g)?;
         let g = g.clone();
-        let lift = &self.lift;
-        let sends = lift.with_node(self.tape, i, |op, inputs| {
-            let mut cx = Vjp {
-                lift,
-                id: i,
-                inputs,
-                sends: SmallVec::new(),
-            };
-            op.vjp(&g, &mut cx);
-            cx.sends
-                .into_iter()
-                .filter_map(|(k, v)| inputs[k].map(|id| (id, v)))
-                .collect::<Sends<L::V>>()
-        });
+        let sends = self.vjp(i, &g);
         self.extras.sent(self.tape, i, &sends)?;
         observe(i, &g, &sends);
         for (id, contribution) in sends {
@@ -378,14 +364,23 @@ impl<'a, T: Element, L: Lift<T>> Sweep<'a, T, L> {
         Ok(Some(i))
     }
 
-    fn next_with_adjoint(&mut self) -> Option<usize> {
-        while self.unvisited > 0 {
-            self.unvisited -= 1;
-            if self.adjoints[self.unvisited].is_some() {
-                return Some(self.unvisited);
-            }
-        }
-        None
+    /// Node `i`'s backward rule applied to its adjoint `g`: the contributions to its
+    /// tracked inputs, as (input node, contribution).
+    fn vjp(&self, i: usize, g: &L::V) -> Sends<L::V> {
+        let lift = &self.lift;
+        lift.with_node(self.tape, i, |op, inputs| {
+            let mut cx = Vjp {
+                lift,
+                id: i,
+                inputs,
+                sends: SmallVec::new(),
+            };
+            op.vjp(g, &mut cx);
+            cx.sends
+                .into_iter()
+                .filter_map(|(k, v)| inputs[k].map(|id| (id, v)))
+                .collect()
+        })
     }
 
     /// Runs every remaining step; the adjoint of every node.
@@ -393,6 +388,17 @@ impl<'a, T: Element, L: Lift<T>> Sweep<'a, T, L> {
         while self.step(|_, _, _| {})?.is_some() {}
         Ok((self.adjoints, self.extras))
     }
+}
+
+/// The next node to visit (below `unvisited`, which moves down to it) that has an adjoint,
+/// and that adjoint.
+fn next_with_adjoint<'a, V>(
+    adjoints: &'a mut [Option<V>],
+    unvisited: &mut usize,
+) -> Option<(usize, &'a mut V)> {
+    let i = adjoints[..*unvisited].iter().rposition(Option::is_some)?;
+    *unvisited = i;
+    adjoints[i].as_mut().map(|g| (i, g))
 }
 
 /// How the reverse sweep sees saved tensors: as plain tensors (first-order backward,

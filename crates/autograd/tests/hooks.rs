@@ -197,3 +197,25 @@ fn contributions_are_kept_before_the_hook_at_the_same_value() {
     let sum = &parts[0].tensor + &parts[1].tensor;
     assert!(sum.map(|v| -v).max_abs_diff(&grads.wrt(&x)) < 1e-15);
 }
+
+#[test]
+fn a_tape_with_hooks_can_still_move_to_another_thread() {
+    fn assert_send<S: Send>(_: &S) {}
+    let tape = Tape::<f64>::new();
+    let x = tape.var(Tensor::scalar(1.0));
+    let total = Arc::new(Mutex::new(0.0));
+    let sink = Arc::clone(&total);
+    x.register_hook(move |g| {
+        *sink.lock().unwrap() += g.item();
+        None
+    });
+    drop(x);
+    assert_send(&tape);
+    let moved = std::thread::spawn(move || {
+        let x = tape.var(Tensor::scalar(2.0));
+        (&x * &x).backward().wrt(&x).item()
+    });
+    assert_eq!(moved.join().unwrap(), 4.0);
+    // The hook was on node 0 of the moved tape; the new x is node 1, so it did not run.
+    assert_eq!(*total.lock().unwrap(), 0.0);
+}
