@@ -16,7 +16,21 @@ fn ch01_the_tape_sums_both_contributions_to_a() {
     assert_eq!(r.grad_a, 2.0 * c.a + c.b);
     assert_eq!(r.grad_b, c.a);
     assert!(r.scalar_listing.contains("add") && r.scalar_listing.contains("mul"));
+    // The sweep visits every node once, from the output down; two contributions reach `a`.
+    let nodes: Vec<usize> = r.scalar_steps.iter().map(|s| s.node).collect();
+    assert_eq!(nodes, vec![3, 2, 1, 0]);
+    let parts: f64 = r.arrivals_a.iter().map(|c| c.tensor.item()).sum();
+    assert_eq!(r.arrivals_a.len(), 2);
+    assert_eq!(parts, r.grad_a);
+    // The block: x receives d through the skip (from the add) and dR through the branch.
     assert!(r.block_listing.contains("linear") && r.block_listing.contains("add"));
+    let ops: Vec<&str> = r.arrivals_x.iter().map(|c| c.op).collect();
+    assert_eq!(ops, vec!["add", "linear"]);
+    assert!(r.x_sum_error() < 1e-12);
+    assert!(r.block_edges.contains(&(
+        r.x_node,
+        r.block_ops.iter().position(|&o| o == "add").unwrap()
+    )));
 }
 
 #[test]

@@ -249,8 +249,8 @@ fn wrap(text: &str, width: usize) -> String {
     out
 }
 
-/// A number in at most `digits` significant digits, in scientific notation when very small
-/// or very large: `0.0123`, `4.56e-7`, `1.2e16`.
+/// A number in at most `digits` significant digits, trailing zeros dropped, in scientific
+/// notation when very small or very large: `0.0123`, `10`, `4.56e-7`, `1.2e16`.
 pub fn sig(x: f64, digits: usize) -> String {
     if x == 0.0 {
         return "0".to_string();
@@ -260,11 +260,22 @@ pub fn sig(x: f64, digits: usize) -> String {
     }
     let a = x.abs();
     if !(1e-3..1e5).contains(&a) {
-        return format!("{:.*e}", digits.saturating_sub(1), x);
+        let s = format!("{:.*e}", digits.saturating_sub(1), x);
+        let (mantissa, exponent) = s.split_once('e').unwrap_or((&s, "0"));
+        return format!("{}e{exponent}", trim_zeros(mantissa));
     }
     let magnitude = a.log10().floor() as i32;
     let decimals = (digits as i32 - 1 - magnitude).max(0) as usize;
-    format!("{x:.decimals$}")
+    trim_zeros(&format!("{x:.decimals$}")).to_string()
+}
+
+/// `"1.500"` → `"1.5"`, `"2.000"` → `"2"`; numbers without a decimal point unchanged.
+fn trim_zeros(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
 }
 
 #[cfg(test)]
@@ -290,6 +301,9 @@ mod tests {
         assert_eq!(sig(4.56e-7, 3), "4.56e-7");
         assert_eq!(sig(1.2e16, 2), "1.2e16");
         assert_eq!(sig(0.0, 3), "0");
+        assert_eq!(sig(10.0, 4), "10");
+        assert_eq!(sig(2.5e-7, 3), "2.5e-7");
+        assert_eq!(sig(1.0e16, 2), "1e16");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! font file is needed when the figure is made.
 
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -95,6 +96,10 @@ pub struct Panel {
     pub series: Vec<Series>,
     /// Legend placement.
     pub legend: Legend,
+    /// Text placed at data coordinates `(x, y)` (centred there).
+    pub notes: Vec<(f64, f64, String)>,
+    /// Whether to draw axes, ticks and grid (off for diagrams).
+    pub axes: bool,
 }
 
 impl Panel {
@@ -112,7 +117,21 @@ impl Panel {
             y_scale: Scale::Linear,
             series: Vec::new(),
             legend: Legend::Auto,
+            notes: Vec::new(),
+            axes: true,
         }
+    }
+
+    /// Adds a text note centred at `(x, y)`.
+    pub fn note(mut self, x: f64, y: f64, text: impl Into<String>) -> Self {
+        self.notes.push((x, y, text.into()));
+        self
+    }
+
+    /// Draws no axes, ticks or grid: for diagrams.
+    pub fn without_axes(mut self) -> Self {
+        self.axes = false;
+        self
     }
 
     /// Uses a logarithmic vertical axis.
@@ -151,10 +170,15 @@ impl Panel {
 
     /// The padded range of the plotted coordinates along one axis (`coord` picks it).
     fn range(&self, scale: Scale, coord: impl Fn(&(f64, f64)) -> f64) -> Range<f64> {
+        let notes = self
+            .notes
+            .iter()
+            .filter_map(|(x, y, _)| Some((to_axis(*x, self.x_scale)?, to_axis(*y, self.y_scale)?)));
         let (lo, hi) = self
             .series
             .iter()
             .flat_map(|s| self.plotted(s))
+            .chain(notes)
             .map(|p| coord(&p))
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
                 (lo.min(v), hi.max(v))
@@ -344,11 +368,12 @@ fn draw_panel(
 ) -> DrawResult {
     let x = panel.range(panel.x_scale, |p| p.0);
     let y = panel.range(panel.y_scale, |p| p.1);
+    let (x_area, y_area) = if panel.axes { (42, 62) } else { (0, 0) };
     let mut chart = ChartBuilder::on(area)
         .caption(&panel.title, ("sans-serif", 18))
         .margin(12)
-        .x_label_area_size(42)
-        .y_label_area_size(62)
+        .x_label_area_size(x_area)
+        .y_label_area_size(y_area)
         .build_cartesian_2d(x.clone(), y.clone())?;
     let label_of = |scale: Scale| -> fn(&f64) -> String {
         match scale {
@@ -357,17 +382,30 @@ fn draw_panel(
         }
     };
     let (x_fmt, y_fmt) = (label_of(panel.x_scale), label_of(panel.y_scale));
-    chart
-        .configure_mesh()
-        .x_desc(panel.x_label.as_str())
-        .y_desc(panel.y_label.as_str())
-        .x_label_formatter(&x_fmt)
-        .y_label_formatter(&y_fmt)
-        .label_style(("sans-serif", 13))
-        .axis_desc_style(("sans-serif", 15))
-        .light_line_style(WHITE.mix(0.0))
-        .bold_line_style(BLACK.mix(0.08))
-        .draw()?;
+    if panel.axes {
+        chart
+            .configure_mesh()
+            .x_desc(panel.x_label.as_str())
+            .y_desc(panel.y_label.as_str())
+            .x_label_formatter(&x_fmt)
+            .y_label_formatter(&y_fmt)
+            .label_style(("sans-serif", 13))
+            .axis_desc_style(("sans-serif", 15))
+            .light_line_style(WHITE.mix(0.0))
+            .bold_line_style(BLACK.mix(0.08))
+            .draw()?;
+    }
+    let note_style =
+        TextStyle::from(("sans-serif", 13).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
+    for (nx, ny, text) in &panel.notes {
+        if let (Some(px), Some(py)) = (to_axis(*nx, panel.x_scale), to_axis(*ny, panel.y_scale)) {
+            chart.draw_series(std::iter::once(Text::new(
+                text.clone(),
+                (px, py),
+                note_style.clone(),
+            )))?;
+        }
+    }
     for series in &panel.series {
         let color = PALETTE[series.color % PALETTE.len()];
         let points = panel.plotted(series);
