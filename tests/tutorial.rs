@@ -161,3 +161,21 @@ fn ch09_stochastic_depth_narrows_the_generalisation_gap() {
         );
     }
 }
+
+#[test]
+fn ch03_tape_and_manual_backward_agree_and_the_skip_keeps_the_gradient() {
+    use tutorial::ch03_block::{Config, run};
+    let r = run(&Config::smoke(), &quiet());
+    assert!(r.report.passed(1e-12), "{}", r.report);
+    // d and dR are the notebook's variables, on both sides, and they sum to ∂L/∂x.
+    assert!(r.tape.d.max_abs_diff(&r.manual.d) < 1e-12);
+    assert!(r.tape.d_r.max_abs_diff(&r.manual.d_r) < 1e-12);
+    assert!((&r.tape.d + &r.tape.d_r).max_abs_diff(&r.tape.dx) < 1e-12);
+    // Shrinking the branch by 1e-4 shrinks dR by about 1e-8 but leaves ∂L/∂x at the size
+    // of d; without the skip the input gradient vanishes with the branch.
+    let (first, last) = (&r.scaled[0], r.scaled.last().unwrap());
+    assert!(last.d_r < 1e-6 * first.d_r);
+    assert!((last.dx - last.d).abs() < 1e-6 * last.d);
+    assert!(last.dx > 0.1 * first.dx);
+    assert!(last.dx_without_skip < 1e-6 * first.dx_without_skip);
+}

@@ -23,6 +23,7 @@ pub mod training;
 
 pub mod ch01_tape;
 pub mod ch02_depth;
+pub mod ch03_block;
 pub mod ch04_shortcuts;
 pub mod ch05_degradation;
 pub mod ch09_variants;

@@ -189,7 +189,10 @@ impl Panel {
         }
         match scale {
             // Whole decades when the data span several, a small margin otherwise.
-            Scale::Log if hi - lo >= 2.0 => lo.floor()..hi.ceil(),
+            Scale::Log if hi - lo >= 2.0 => {
+                let pad = 0.03 * (hi - lo);
+                (lo - pad).floor()..(hi + pad).ceil()
+            }
             _ => {
                 let pad = if hi > lo { 0.04 * (hi - lo) } else { 0.5 };
                 (lo - pad)..(hi + pad)
