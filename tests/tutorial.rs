@@ -179,3 +179,33 @@ fn ch03_tape_and_manual_backward_agree_and_the_skip_keeps_the_gradient() {
     assert!(last.dx > 0.1 * first.dx);
     assert!(last.dx_without_skip < 1e-6 * first.dx_without_skip);
 }
+
+#[test]
+fn ch06_paths_add_up_and_a_residual_lesion_costs_less_than_a_plain_one() {
+    use tutorial::ch06_unraveled::{Config, run};
+    let c = Config::smoke();
+    let r = run(&c, &quiet());
+    for paths in [&r.paths_at_init, &r.paths_trained] {
+        assert_eq!(paths.norms.len(), c.depth + 1);
+        assert_eq!(paths.counts.iter().sum::<f64>(), 2f64.powi(c.depth as i32));
+        assert!(
+            paths.sum_error <= 1e-9 * paths.total,
+            "{} vs {}",
+            paths.sum_error,
+            paths.total
+        );
+    }
+    // At initialisation short paths carry the gradient, not the most numerous ones, and
+    // per path the gradient falls with length.
+    assert!(r.paths_at_init.peak() < c.depth / 2);
+    let per_path = r.paths_at_init.per_path();
+    assert!(per_path[c.depth] < 1e-2 * per_path[0], "{per_path:?}");
+    // Veit et al.'s single lesion: the median cost of deleting one residual block is far
+    // below that of deleting one plain layer (both networks fit the training set first).
+    assert!(r.residual.intact.loss < 0.05 && r.plain.intact.loss < 0.05);
+    let (res, plain) = (
+        r.residual.median_single_increase(),
+        r.plain.median_single_increase(),
+    );
+    assert!(res < 0.5 * plain, "residual {res} vs plain {plain}");
+}

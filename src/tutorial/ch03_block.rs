@@ -115,7 +115,11 @@ fn mse<'t>(h: &autograd::Var<'t, f64>, target: &Tensor<f64>) -> autograd::Var<'t
 
 /// d, dR and ∂L/∂x on the tape: x's contributions, from the add (skip) and the first
 /// linear (branch).
-pub fn tape_merge(block: &ResidualBlock<f64>, x: &Tensor<f64>, target: &Tensor<f64>) -> MergeGradients {
+pub fn tape_merge(
+    block: &ResidualBlock<f64>,
+    x: &Tensor<f64>,
+    target: &Tensor<f64>,
+) -> MergeGradients {
     let tape = Tape::new();
     let cx = Ctx::train(&tape, 0);
     let xv = cx.tracked_input(x.clone());
@@ -138,7 +142,11 @@ pub fn tape_merge(block: &ResidualBlock<f64>, x: &Tensor<f64>, target: &Tensor<f
 
 /// The notebook's `backward`, written out with the manual layers: `d = relu2.backward(dY)`,
 /// `dR` through linear2 → relu1 → linear1, and `dR + d`.
-pub fn manual_merge(block: &ResidualBlock<f64>, x: &Tensor<f64>, target: &Tensor<f64>) -> MergeGradients {
+pub fn manual_merge(
+    block: &ResidualBlock<f64>,
+    x: &Tensor<f64>,
+    target: &Tensor<f64>,
+) -> MergeGradients {
     let mut m = manual::ResidualBlock::from_autograd(block);
     let mut loss = manual::MSELoss::new();
     loss.forward(&m.forward(x), target);

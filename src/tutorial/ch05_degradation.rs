@@ -174,13 +174,16 @@ pub fn run(config: &Config, progress: &Progress) -> DegradationChapter {
     }
 }
 
-/// The median of some values (the lower middle one for an even count).
+/// The median of some values (the mean of the two middle ones for an even count; NaN
+/// values sort last).
 pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
-    values
-        .get((values.len().max(1) - 1) / 2)
-        .copied()
-        .unwrap_or(f64::NAN)
+    let n = values.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => 0.5 * (values[n / 2 - 1] + values[n / 2]),
+    }
 }
 
 impl DegradationChapter {

@@ -26,6 +26,7 @@ pub mod ch02_depth;
 pub mod ch03_block;
 pub mod ch04_shortcuts;
 pub mod ch05_degradation;
+pub mod ch06_unraveled;
 pub mod ch09_variants;
 
 pub use page::Page;
