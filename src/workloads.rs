@@ -146,7 +146,7 @@ pub fn autograd_step(
         }
         let diff = &h - &cx.input(y.clone());
         let loss = (&diff * &diff).mean();
-        let grads = cx.param_grads(&loss.backward());
+        let grads = cx.param_grads(&loss.backward_leaves());
         (loss.item(), grads)
     }; // the tape is gone: parameters are updated in place, without a copy
     for block in blocks {

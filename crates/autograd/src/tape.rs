@@ -312,6 +312,9 @@ pub(crate) struct Sweep<'a, T: Element, L: Lift<T>> {
     unvisited: usize,
     /// Hooks, contributions, anomaly checks: each a `bool`/`Option` check when off.
     extras: SweepExtras<T>,
+    /// Whether adjoints of intermediate (non-leaf) nodes are kept once their node is
+    /// visited; dropping them keeps peak memory near a hand-written backward.
+    keep_intermediate: bool,
 }
 
 impl<'a, T: Element, L: Lift<T>> Sweep<'a, T, L> {
@@ -333,6 +336,7 @@ impl<'a, T: Element, L: Lift<T>> Sweep<'a, T, L> {
             unvisited: adjoints.len(),
             adjoints,
             extras,
+            keep_intermediate: true,
         }
     }
 
@@ -357,6 +361,9 @@ impl<'a, T: Element, L: Lift<T>> Sweep<'a, T, L> {
         let sends = self.vjp(i, &g);
         self.extras.sent(self.tape, i, &sends)?;
         observe(i, &g, &sends);
+        if !self.keep_intermediate && !matches!(self.tape.nodes.borrow()[i].op, Op::Leaf) {
+            self.adjoints[i] = None; // visited: no consumer will read it again
+        }
         for (id, contribution) in sends {
             match &mut self.adjoints[id] {
                 // The first contribution is stored as is: no zero-fill, no add.
@@ -586,6 +593,32 @@ impl<'t, T: Element> Var<'t, T> {
     #[track_caller]
     pub fn try_backward_with(&self, seed: Tensor<T>) -> Result<Gradients<T>> {
         let (grads, extras) = self.first_order_sweep(seed)?.run()?;
+        Ok(Gradients {
+            tape: self.tape.id,
+            grads,
+            contributions: extras.into_contributions(),
+        })
+    }
+
+    /// [`Var::backward`] keeping only the gradients of leaves (parameters and tracked
+    /// inputs): each intermediate adjoint is freed as soon as the sweep has passed its node,
+    /// so the peak memory of a training step stays close to a hand-written backward's.
+    /// [`Gradients::get`] of an intermediate value then gives `None`.
+    ///
+    /// # Panics
+    /// If the value is not a scalar.
+    #[track_caller]
+    pub fn backward_leaves(&self) -> Gradients<T> {
+        or_panic(self.try_backward_leaves())
+    }
+
+    /// [`Var::backward_leaves`], as a `Result`.
+    #[track_caller]
+    pub fn try_backward_leaves(&self) -> Result<Gradients<T>> {
+        self.check_scalar()?;
+        let mut sweep = self.first_order_sweep(Tensor::ones(self.shape()))?;
+        sweep.keep_intermediate = false;
+        let (grads, extras) = sweep.run()?;
         Ok(Gradients {
             tape: self.tape.id,
             grads,
