@@ -116,7 +116,7 @@ impl<T: Element> Tape<T> {
         let id = self.push(
             Op::Leaf,
             Inputs::new(),
-            value.shape().into(),
+            Shape::from_slice(value.shape()),
             Caller::here(),
         );
         self.inspect_value(id, &value, Vec::new);
@@ -254,9 +254,12 @@ impl<T: Element> Tape<T> {
         value: Tensor<T>,
         op: impl FnOnce() -> Op<T>,
     ) -> Var<'_, T> {
-        let ids: Inputs = inputs.iter().map(|v| v.id).collect();
-        let id = if self.recording.get() && ids.iter().any(Option::is_some) {
-            let id = self.push(op(), ids, value.shape().into(), Caller::here());
+        let id = if self.recording.get() && inputs.iter().any(|v| v.id.is_some()) {
+            let mut ids = Inputs::new();
+            for v in inputs {
+                ids.push(v.id);
+            }
+            let id = self.push(op(), ids, Shape::from_slice(value.shape()), Caller::here());
             self.inspect_value(id, &value, || {
                 inputs.iter().map(|v| Some(v.shape().into())).collect()
             });
@@ -309,6 +312,9 @@ pub(crate) struct Sweep<'a, T: Element, L: Lift<T>> {
     unvisited: usize,
     /// Hooks, contributions, anomaly checks: each a `bool`/`Option` check when off.
     extras: SweepExtras<T>,
+    /// Whether adjoints of intermediate (non-leaf) nodes are kept once their node is
+    /// visited; dropping them keeps peak memory near a hand-written backward.
+    keep_intermediate: bool,
 }
 
 impl<'a, T: Element, L: Lift<T>> Sweep<'a, T, L> {
@@ -330,6 +336,7 @@ impl<'a, T: Element, L: Lift<T>> Sweep<'a, T, L> {
             unvisited: adjoints.len(),
             adjoints,
             extras,
+            keep_intermediate: true,
         }
     }
 
@@ -354,6 +361,9 @@ impl<'a, T: Element, L: Lift<T>> Sweep<'a, T, L> {
         let sends = self.vjp(i, &g);
         self.extras.sent(self.tape, i, &sends)?;
         observe(i, &g, &sends);
+        if !self.keep_intermediate && !matches!(self.tape.nodes.borrow()[i].op, Op::Leaf) {
+            self.adjoints[i] = None; // visited: no consumer will read it again
+        }
         for (id, contribution) in sends {
             match &mut self.adjoints[id] {
                 // The first contribution is stored as is: no zero-fill, no add.
@@ -377,9 +387,6 @@ impl<'a, T: Element, L: Lift<T>> Sweep<'a, T, L> {
             };
             op.vjp(g, &mut cx);
             cx.sends
-                .into_iter()
-                .filter_map(|(k, v)| inputs[k].map(|id| (id, v)))
-                .collect()
         })
     }
 
@@ -486,10 +493,11 @@ impl<T: Element, L: Lift<T>> Vjp<'_, T, L> {
     pub fn output(&self, value: &Tensor<T>) -> L::V {
         self.lift.lift(Some(self.id), value)
     }
-    /// Sends input `k` its contribution ∂L/∂input (its shape).
+    /// Sends input `k` its contribution ∂L/∂input (its shape); kept as (input node,
+    /// contribution), nothing for an untracked input.
     pub fn send(&mut self, k: usize, contribution: L::V) {
-        if self.needs(k) {
-            self.sends.push((k, contribution));
+        if let Some(Some(id)) = self.inputs.get(k) {
+            self.sends.push((*id, contribution));
         }
     }
 }
@@ -585,6 +593,32 @@ impl<'t, T: Element> Var<'t, T> {
     #[track_caller]
     pub fn try_backward_with(&self, seed: Tensor<T>) -> Result<Gradients<T>> {
         let (grads, extras) = self.first_order_sweep(seed)?.run()?;
+        Ok(Gradients {
+            tape: self.tape.id,
+            grads,
+            contributions: extras.into_contributions(),
+        })
+    }
+
+    /// [`Var::backward`] keeping only the gradients of leaves (parameters and tracked
+    /// inputs): each intermediate adjoint is freed as soon as the sweep has passed its node,
+    /// so the peak memory of a training step stays close to a hand-written backward's.
+    /// [`Gradients::get`] of an intermediate value then gives `None`.
+    ///
+    /// # Panics
+    /// If the value is not a scalar.
+    #[track_caller]
+    pub fn backward_leaves(&self) -> Gradients<T> {
+        or_panic(self.try_backward_leaves())
+    }
+
+    /// [`Var::backward_leaves`], as a `Result`.
+    #[track_caller]
+    pub fn try_backward_leaves(&self) -> Result<Gradients<T>> {
+        self.check_scalar()?;
+        let mut sweep = self.first_order_sweep(Tensor::ones(self.shape()))?;
+        sweep.keep_intermediate = false;
+        let (grads, extras) = sweep.run()?;
         Ok(Gradients {
             tape: self.tape.id,
             grads,

@@ -209,3 +209,18 @@ fn the_tape_prints_as_a_table() {
     );
     assert_eq!(tape.saved_bytes(), 2 * 8); // mul saves its two scalar operands
 }
+
+#[test]
+fn backward_leaves_keeps_only_leaf_gradients() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(rand(&[3], 20));
+    let w = tape.var(rand(&[3], 21));
+    let h = (&w * &x).tanh();
+    let y = (&h + &x).sum();
+    let all = y.backward();
+    let leaves = y.backward_leaves();
+    assert_eq!(all.wrt(&x), leaves.wrt(&x));
+    assert_eq!(all.wrt(&w), leaves.wrt(&w));
+    assert!(all.get(&h).is_some());
+    assert!(leaves.get(&h).is_none());
+}

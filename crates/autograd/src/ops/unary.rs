@@ -9,7 +9,7 @@
 //! | sqrt | √x | g/(2y) | y |
 //! | powf | xᵖ | g·p·xᵖ⁻¹ | x |
 //! | abs | \|x\| | g·sign x | x |
-//! | relu | max(x, 0) | g·[x>0] | x |
+//! | relu | max(x, 0) | g·[y>0] | y |
 //! | leaky_relu | x or αx | g·(1 or α) | x |
 //! | sigmoid | 1/(1+e⁻ˣ), stable | g·y(1−y) | y |
 //! | tanh | tanh x | g·(1−y²) | y |
@@ -82,8 +82,10 @@ pub(crate) enum UnaryOp<T> {
     Abs {
         x: Tensor<T>,
     },
+    /// Saves its output: [y > 0] = [x > 0], and the output is usually what the next layer
+    /// saves anyway, so the two share one buffer.
     Relu {
-        x: Tensor<T>,
+        out: Tensor<T>,
     },
     LeakyRelu {
         x: Tensor<T>,
@@ -136,13 +138,13 @@ impl<T: Element> UnaryOp<T> {
             UnaryOp::Exp { out }
             | UnaryOp::Sqrt { out }
             | UnaryOp::Sigmoid { out }
-            | UnaryOp::Tanh { out } => {
+            | UnaryOp::Tanh { out }
+            | UnaryOp::Relu { out } => {
                 vec![out]
             }
             UnaryOp::Ln { x }
             | UnaryOp::Powf { x, .. }
             | UnaryOp::Abs { x }
-            | UnaryOp::Relu { x }
             | UnaryOp::LeakyRelu { x, .. }
             | UnaryOp::Softplus { x }
             | UnaryOp::Clamp { x, .. } => vec![x],
@@ -176,8 +178,8 @@ impl<T: Element> UnaryOp<T> {
                     T::zero()
                 }
             }),
-            UnaryOp::Relu { x } => {
-                g.mul_fn_of(x, |v| if v > T::zero() { T::one() } else { T::zero() })
+            UnaryOp::Relu { out } => {
+                g.mul_fn_of(out, |v| if v > T::zero() { T::one() } else { T::zero() })
             }
             UnaryOp::LeakyRelu { x, slope } => {
                 g.mul_fn_of(x, |v| if v > T::zero() { T::one() } else { *slope })
@@ -353,9 +355,8 @@ impl<'t, T: Element> Var<'t, T> {
     /// max(x, 0) elementwise (gradient 0 at 0).
     #[track_caller]
     pub fn relu(&self) -> Var<'t, T> {
-        self.unary(self.value.relu(), || UnaryOp::Relu {
-            x: self.value.clone(),
-        })
+        let out = self.value.relu();
+        self.unary(out.clone(), || UnaryOp::Relu { out })
     }
     /// x for x > 0, `slope`·x otherwise.
     #[track_caller]
