@@ -209,3 +209,17 @@ fn ch06_paths_add_up_and_a_residual_lesion_costs_less_than_a_plain_one() {
     );
     assert!(res < 0.5 * plain, "residual {res} vs plain {plain}");
 }
+
+#[test]
+fn ch10_tape_and_manual_training_steps_agree() {
+    use tutorial::ch10_manual::{Config, run};
+    let r = run(&Config::smoke(), &quiet());
+    for c in &r.sizes {
+        // Same kernels, same operands: the gradients agree to f32 rounding at worst.
+        assert!(c.max_rel_grad < 1e-5, "{}: {}", c.size.name, c.max_rel_grad);
+        assert!(c.lockstep_param_rel < 1e-5 && c.lockstep_rel < 1e-4);
+        assert!(c.tape_saved > 0 && c.autograd_seconds > 0.0 && c.manual_seconds > 0.0);
+        // The tests do not install the counting allocator: memory is not measured here.
+        assert_eq!(c.autograd_peak, None);
+    }
+}

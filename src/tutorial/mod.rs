@@ -15,10 +15,12 @@
 //! ```
 #![allow(clippy::too_many_lines)]
 
+pub mod alloc_meter;
 pub mod cli;
 pub mod page;
 pub mod plot;
 pub mod progress;
+pub mod timing;
 pub mod training;
 
 pub mod ch01_tape;
@@ -28,6 +30,7 @@ pub mod ch04_shortcuts;
 pub mod ch05_degradation;
 pub mod ch06_unraveled;
 pub mod ch09_variants;
+pub mod ch10_manual;
 
 pub use page::Page;
 pub use progress::Progress;
