@@ -223,3 +223,19 @@ fn ch10_tape_and_manual_training_steps_agree() {
         assert_eq!(c.autograd_peak, None);
     }
 }
+
+#[test]
+fn ch08_a_skip_connection_saves_nothing_on_the_tape() {
+    use tutorial::ch08_cost::{Config, run};
+    let r = run(&Config::smoke(), &quiet());
+    for c in &r.sizes {
+        assert_eq!(c.residual_tape.total, c.plain_tape.total);
+        assert_eq!(c.residual_tape.per_block, c.plain_tape.per_block);
+        let add = c.residual_tape.by_op.iter().find(|(op, _, _)| op == "add");
+        assert_eq!(
+            add.map(|(_, nodes, bytes)| (*nodes, *bytes)),
+            Some((c.size.blocks, 0))
+        );
+        assert!(c.plain_tape.by_op.iter().all(|(op, _, _)| op != "add"));
+    }
+}
