@@ -11,18 +11,24 @@
 #![deny(missing_docs)]
 
 pub mod activation;
+pub mod conv;
+pub mod conv_block;
 pub mod init;
 pub mod linear;
 pub mod module;
 pub mod param;
+pub mod pool;
 pub mod residual;
 pub mod sequential;
 
 pub use activation::{Activation, Gelu, LeakyRelu, Relu, Sigmoid, Tanh};
 pub use autograd;
+pub use conv::Conv2d;
+pub use conv_block::{BasicConvBlock, ConvProjection};
 pub use init::{Fan, Init};
 pub use linear::Linear;
 pub use module::{Ctx, Module, prefixed};
 pub use param::{Param, ParamGrads};
+pub use pool::{AvgPool2d, Flatten, GlobalAvgPool, MaxPool2d};
 pub use residual::{ProjectionBlock, ResidualBlock, ResidualUnit};
 pub use sequential::Sequential;
