@@ -22,7 +22,7 @@ use super::{Algebra, Op};
 use crate::element::Element;
 use crate::error::{Caller, Error, Result, or_panic};
 use crate::kernels::conv::{Conv2dGeometry, col2im_add, im2col, out_len};
-use crate::kernels::matmul::{Operand, gemm};
+use crate::kernels::matmul::{Operand, gemm_threads, num_threads};
 use crate::shape::{Shape, numel};
 use crate::tape::{Lift, Var, Vjp};
 use crate::tensor::Tensor;
@@ -279,6 +279,67 @@ fn pool_geometry(
 // Kernels on plain tensors (shapes already checked)
 // ---------------------------------------------------------------------------------------
 
+/// Convolutions with at least this many multiply-adds are spread over the batch.
+const PARALLEL_MIN_WORK: usize = 1 << 20;
+
+/// How a convolution runs: on `workers` threads, each taking a contiguous range of images
+/// and running its GEMMs on one thread; or (one worker) image after image, each GEMM
+/// using every thread. Splitting the batch also spreads im2col and col2im, and keeps each
+/// GEMM on the shapes it runs fastest on.
+#[derive(Clone, Copy)]
+struct BatchPlan {
+    workers: usize,
+    gemm_threads: usize,
+    images_per_worker: usize,
+}
+
+impl BatchPlan {
+    /// Every thread the kernels may use, for convolutions large enough to be worth it.
+    fn new(geom: &Conv2dGeometry) -> Self {
+        let work = geom.batch * geom.out_channels * geom.col_rows() * geom.out_positions();
+        let threads = num_threads();
+        let workers = if work >= PARALLEL_MIN_WORK {
+            threads
+        } else {
+            1
+        };
+        Self::with_workers(geom, workers, threads)
+    }
+
+    /// Up to `workers` workers (at most one per image); `threads` for the GEMMs when the
+    /// batch is not split.
+    fn with_workers(geom: &Conv2dGeometry, workers: usize, threads: usize) -> Self {
+        let workers = workers.min(geom.batch).max(1);
+        let images_per_worker = geom.batch.div_ceil(workers).max(1);
+        BatchPlan {
+            // Recount: ⌈N / per-worker⌉ chunks can be fewer than the threads asked for.
+            workers: geom.batch.div_ceil(images_per_worker).max(1),
+            gemm_threads: if workers > 1 { 1 } else { threads },
+            images_per_worker,
+        }
+    }
+
+    /// Calls `f(first image, chunk)` for each worker's images and its chunk of `out`
+    /// (`per_worker` elements each), in parallel when there are several workers.
+    fn run<T: Send>(&self, out: &mut [T], per_worker: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+        if self.workers <= 1 || per_worker == 0 {
+            f(0, out);
+            return;
+        }
+        std::thread::scope(|s| {
+            let mut chunks = out.chunks_mut(per_worker).enumerate();
+            let first = chunks.next();
+            for (i, chunk) in chunks {
+                let f = &f;
+                s.spawn(move || f(i * self.images_per_worker, chunk));
+            }
+            if let Some((_, chunk)) = first {
+                f(0, chunk); // the calling thread takes the first share
+            }
+        });
+    }
+}
+
 /// `W [O, C·kh·kw]` as the left operand of the per-image product.
 fn weight_operand<'a, T>(w: &'a [T], geom: &Conv2dGeometry, transposed: bool) -> Operand<'a, T> {
     let (o, k) = (geom.out_channels, geom.col_rows());
@@ -299,6 +360,44 @@ fn weight_operand<'a, T>(w: &'a [T], geom: &Conv2dGeometry, transposed: bool) ->
     }
 }
 
+/// A buffer for one image's column matrix (none needed for a pointwise convolution).
+fn cols_buffer<T: Element>(geom: &Conv2dGeometry) -> Vec<T> {
+    let len = if geom.is_pointwise() {
+        0
+    } else {
+        geom.col_rows() * geom.out_positions()
+    };
+    vec![T::zero(); len]
+}
+
+/// The column matrix of image `n`: the image itself for a pointwise convolution, else
+/// im2col into `cols`.
+fn columns_of<'a, T: Element>(
+    x: &'a [T],
+    n: usize,
+    geom: &Conv2dGeometry,
+    cols: &'a mut [T],
+) -> &'a [T] {
+    let image = &x[n * geom.image_len()..(n + 1) * geom.image_len()];
+    if geom.is_pointwise() {
+        image
+    } else {
+        im2col(image, geom, cols);
+        cols
+    }
+}
+
+/// Output gradient of image `n`, `Gₙ [O, OH·OW]`, as a GEMM operand.
+fn output_operand<'a, T>(g: &'a [T], n: usize, geom: &Conv2dGeometry) -> Operand<'a, T> {
+    let (o, p) = (geom.out_channels, geom.out_positions());
+    Operand {
+        data: &g[n * o * p..(n + 1) * o * p],
+        rows: o,
+        cols: p,
+        transposed: false,
+    }
+}
+
 /// `y = x ⋆ w (+ b)`: per image, `W · im2col(xₙ)` with the bias accumulated in place.
 pub(crate) fn conv2d<T: Element>(
     x: &Tensor<T>,
@@ -306,36 +405,37 @@ pub(crate) fn conv2d<T: Element>(
     bias: Option<&Tensor<T>>,
     geom: &Conv2dGeometry,
 ) -> Tensor<T> {
+    conv2d_planned(x, w, bias, geom, BatchPlan::new(geom))
+}
+
+fn conv2d_planned<T: Element>(
+    x: &Tensor<T>,
+    w: &Tensor<T>,
+    bias: Option<&Tensor<T>>,
+    geom: &Conv2dGeometry,
+    plan: BatchPlan,
+) -> Tensor<T> {
     let (o, k, p) = (geom.out_channels, geom.col_rows(), geom.out_positions());
     let mut out = vec![T::zero(); geom.batch * o * p];
     if !out.is_empty() {
-        let mut cols = vec![T::zero(); if geom.is_pointwise() { 0 } else { k * p }];
-        for (n, y) in out.chunks_exact_mut(o * p).enumerate() {
-            let image = &x.data()[n * geom.image_len()..(n + 1) * geom.image_len()];
-            let rhs = if geom.is_pointwise() {
-                image
-            } else {
-                im2col(image, geom, &mut cols);
-                &cols
-            };
-            if let Some(b) = bias {
-                for (row, &b) in y.chunks_exact_mut(p).zip(b.data()) {
-                    row.fill(b);
+        plan.run(&mut out, plan.images_per_worker * o * p, |first, chunk| {
+            let mut cols = cols_buffer(geom);
+            for (n, y) in (first..).zip(chunk.chunks_exact_mut(o * p)) {
+                let rhs = Operand {
+                    data: columns_of(x.data(), n, geom, &mut cols),
+                    rows: k,
+                    cols: p,
+                    transposed: false,
+                };
+                if let Some(b) = bias {
+                    for (row, &b) in y.chunks_exact_mut(p).zip(b.data()) {
+                        row.fill(b);
+                    }
                 }
+                let lhs = weight_operand(w.data(), geom, false);
+                gemm_threads(lhs, rhs, y, bias.is_some(), plan.gemm_threads);
             }
-            let rhs = Operand {
-                data: rhs,
-                rows: k,
-                cols: p,
-                transposed: false,
-            };
-            gemm(
-                weight_operand(w.data(), geom, false),
-                rhs,
-                y,
-                bias.is_some(),
-            );
-        }
+        });
     }
     Tensor::from_parts(out, Shape::from_slice(&geom.output_shape()))
 }
@@ -346,70 +446,80 @@ pub(crate) fn conv2d_input_grad<T: Element>(
     w: &Tensor<T>,
     geom: &Conv2dGeometry,
 ) -> Tensor<T> {
-    let (o, k, p, len) = (
-        geom.out_channels,
-        geom.col_rows(),
-        geom.out_positions(),
-        geom.image_len(),
-    );
+    conv2d_input_grad_planned(g, w, geom, BatchPlan::new(geom))
+}
+
+fn conv2d_input_grad_planned<T: Element>(
+    g: &Tensor<T>,
+    w: &Tensor<T>,
+    geom: &Conv2dGeometry,
+    plan: BatchPlan,
+) -> Tensor<T> {
+    let len = geom.image_len();
     let mut dx = vec![T::zero(); geom.batch * len];
-    if len > 0 {
-        let mut cols = vec![T::zero(); if geom.is_pointwise() { 0 } else { k * p }];
-        for (n, dxn) in dx.chunks_exact_mut(len).enumerate() {
-            let gn = Operand {
-                data: &g.data()[n * o * p..(n + 1) * o * p],
-                rows: o,
-                cols: p,
-                transposed: false,
-            };
-            if geom.is_pointwise() {
-                gemm(weight_operand(w.data(), geom, true), gn, dxn, false);
-            } else {
-                gemm(weight_operand(w.data(), geom, true), gn, &mut cols, false);
-                col2im_add(&cols, geom, dxn);
+    if !dx.is_empty() {
+        plan.run(&mut dx, plan.images_per_worker * len, |first, chunk| {
+            let mut cols = cols_buffer(geom);
+            for (n, dxn) in (first..).zip(chunk.chunks_exact_mut(len)) {
+                let (wt, gn) = (
+                    weight_operand(w.data(), geom, true),
+                    output_operand(g.data(), n, geom),
+                );
+                if geom.is_pointwise() {
+                    gemm_threads(wt, gn, dxn, false, plan.gemm_threads);
+                } else {
+                    gemm_threads(wt, gn, &mut cols, false, plan.gemm_threads);
+                    col2im_add(&cols, geom, dxn);
+                }
             }
-        }
+        });
     }
     Tensor::from_parts(dx, Shape::from_slice(&geom.input_shape()))
 }
 
-/// `W̄ = Σₙ Gₙ · im2col(xₙ)ᵀ`: the gradient of `⟨G, x ⋆ w⟩` with respect to `w`.
+/// `W̄ = Σₙ Gₙ · im2col(xₙ)ᵀ`: the gradient of `⟨G, x ⋆ w⟩` with respect to `w`. With
+/// several workers each sums its images into its own partial `W̄`, and the partials are
+/// added at the end.
 pub(crate) fn conv2d_weight_grad<T: Element>(
     g: &Tensor<T>,
     x: &Tensor<T>,
     geom: &Conv2dGeometry,
 ) -> Tensor<T> {
-    let (o, k, p, len) = (
-        geom.out_channels,
-        geom.col_rows(),
-        geom.out_positions(),
-        geom.image_len(),
-    );
-    let mut dw = vec![T::zero(); o * k];
-    let mut cols = vec![T::zero(); if geom.is_pointwise() { 0 } else { k * p }];
-    for n in 0..geom.batch {
-        let image = &x.data()[n * len..(n + 1) * len];
-        let cols = if geom.is_pointwise() {
-            image
-        } else {
-            im2col(image, geom, &mut cols);
-            &cols
-        };
-        let gn = Operand {
-            data: &g.data()[n * o * p..(n + 1) * o * p],
-            rows: o,
-            cols: p,
-            transposed: false,
-        };
-        let cols_t = Operand {
-            data: cols,
-            rows: p,
-            cols: k,
-            transposed: true,
-        };
-        gemm(gn, cols_t, &mut dw, n > 0);
+    conv2d_weight_grad_planned(g, x, geom, BatchPlan::new(geom))
+}
+
+fn conv2d_weight_grad_planned<T: Element>(
+    g: &Tensor<T>,
+    x: &Tensor<T>,
+    geom: &Conv2dGeometry,
+    plan: BatchPlan,
+) -> Tensor<T> {
+    let (o, k, p) = (geom.out_channels, geom.col_rows(), geom.out_positions());
+    let mut partials = vec![T::zero(); plan.workers * o * k];
+    if !partials.is_empty() {
+        plan.run(&mut partials, o * k, |first, dw| {
+            let mut cols = cols_buffer(geom);
+            let last = (first + plan.images_per_worker).min(geom.batch);
+            for n in first..last {
+                let cols_t = Operand {
+                    data: columns_of(x.data(), n, geom, &mut cols),
+                    rows: p,
+                    cols: k,
+                    transposed: true,
+                };
+                let gn = output_operand(g.data(), n, geom);
+                gemm_threads(gn, cols_t, dw, n > first, plan.gemm_threads);
+            }
+        });
     }
-    Tensor::from_parts(dw, Shape::from_slice(&geom.weight_shape()))
+    if o * k > 0 {
+        let (dw, rest) = partials.split_at_mut(o * k);
+        for part in rest.chunks_exact(o * k) {
+            dw.iter_mut().zip(part).for_each(|(d, &x)| *d += x);
+        }
+    }
+    partials.truncate(o * k);
+    Tensor::from_parts(partials, Shape::from_slice(&geom.weight_shape()))
 }
 
 /// Max over each window, and the row-major input position of each maximum.
@@ -813,7 +923,10 @@ impl<'t, T: Element> Var<'t, T> {
 
 #[cfg(test)]
 mod tests {
-    use super::{conv2d_geometry, var_conv2d_input_grad, var_conv2d_weight_grad};
+    use super::{
+        BatchPlan, conv2d_geometry, conv2d_input_grad_planned, conv2d_planned,
+        conv2d_weight_grad_planned, var_conv2d_input_grad, var_conv2d_weight_grad,
+    };
     use crate::gradcheck::{check, check_second_order};
     use crate::{Error, Tape, Tensor, seeded_rng};
 
@@ -895,6 +1008,37 @@ mod tests {
         let (xf, wf, bf) = (x.cast::<f32>(), w.cast::<f32>(), b.cast::<f32>());
         let got = xf.conv2d(&wf, Some(&bf), (2, 2), (1, 1)).cast::<f64>();
         assert!(got.max_abs_diff(&want) < 1e-5);
+    }
+
+    #[test]
+    fn splitting_the_batch_over_workers_gives_the_same_results() {
+        for (k, &(xs, ws, stride, padding, _)) in CASES.iter().enumerate() {
+            let mut xs = xs;
+            xs[0] = 5; // 5 images over 1, 2, 3 and 4 workers: uneven shares
+            let geom = conv2d_geometry("test", &xs, &ws, stride, padding).unwrap();
+            let seed = 700 + 10 * k as u64;
+            let (x, w, b) = (
+                rand(&xs, seed),
+                rand(&ws, seed + 1),
+                rand(&[ws[0]], seed + 2),
+            );
+            let g = rand(&geom.output_shape(), seed + 3);
+            let one = BatchPlan::with_workers(&geom, 1, 1);
+            let y = conv2d_planned(&x, &w, Some(&b), &geom, one);
+            let dx = conv2d_input_grad_planned(&g, &w, &geom, one);
+            let dw = conv2d_weight_grad_planned(&g, &x, &geom, one);
+            for workers in 2..=4 {
+                let plan = BatchPlan::with_workers(&geom, workers, 1);
+                assert!(plan.workers > 1);
+                assert_eq!(conv2d_planned(&x, &w, Some(&b), &geom, plan), y);
+                assert_eq!(conv2d_input_grad_planned(&g, &w, &geom, plan), dx);
+                let split = conv2d_weight_grad_planned(&g, &x, &geom, plan);
+                assert!(
+                    split.max_abs_diff(&dw) < 1e-13,
+                    "case {k}, {workers} workers"
+                );
+            }
+        }
     }
 
     #[test]
