@@ -1,9 +1,7 @@
-//! # wengert
-//!
-//! Reverse-mode automatic differentiation on a Wengert tape ([`autograd`]), neural-network
-//! layers whose backward comes from the tape ([`nn`]), and a tutorial on residual
-//! connections (the `examples/`).
+#![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
 pub use autograd;
 pub use nn;
+
+pub mod workloads;

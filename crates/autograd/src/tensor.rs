@@ -2,7 +2,9 @@
 //!
 //! Cloning a tensor, handing it to the tape, or saving it for backward never copies its
 //! data: the buffer is behind an `Arc`. Writing through [`Tensor::data_mut`] copies only
-//! when the buffer is shared (copy-on-write).
+//! when the buffer is shared (copy-on-write). A tensor of one element (a scalar) is held
+//! inline, with no allocation at all: scalar-by-scalar programs on the tape (micrograd
+//! style) pay for no heap traffic per value.
 //!
 //! The arithmetic of tensors (no gradients) lives beside the differentiable op of the same
 //! name in [`crate::ops`]; this file holds the type, its constructors and accessors.
@@ -28,8 +30,15 @@ use std::sync::Arc;
 /// ```
 #[derive(Clone)]
 pub struct Tensor<T> {
-    data: Arc<Vec<T>>,
+    storage: Storage<T>,
     shape: Shape,
+}
+
+/// The elements: one inline value, or a shared buffer.
+#[derive(Clone)]
+enum Storage<T> {
+    One(T),
+    Shared(Arc<Vec<T>>),
 }
 
 impl<T: Copy> Tensor<T> {
@@ -85,9 +94,27 @@ impl<T: Copy> Tensor<T> {
 
     pub(crate) fn from_parts(data: Vec<T>, shape: Shape) -> Self {
         debug_assert_eq!(data.len(), numel(&shape));
+        let storage = match data.as_slice() {
+            [one] => Storage::One(*one),
+            _ => Storage::Shared(Arc::new(data)),
+        };
+        Tensor { storage, shape }
+    }
+
+    /// A one-element tensor of the given shape, without allocating.
+    pub(crate) fn one(value: T, shape: Shape) -> Self {
+        debug_assert_eq!(numel(&shape), 1);
         Tensor {
-            data: Arc::new(data),
+            storage: Storage::One(value),
             shape,
+        }
+    }
+
+    /// The single element, if this tensor holds exactly one.
+    pub(crate) fn as_one(&self) -> Option<T> {
+        match self.storage {
+            Storage::One(x) => Some(x),
+            Storage::Shared(_) => None,
         }
     }
 
@@ -103,27 +130,36 @@ impl<T: Copy> Tensor<T> {
 
     /// The number of elements.
     pub fn numel(&self) -> usize {
-        self.data.len()
+        self.data().len()
     }
 
     /// The elements in row-major order.
     pub fn data(&self) -> &[T] {
-        &self.data
+        match &self.storage {
+            Storage::One(x) => std::slice::from_ref(x),
+            Storage::Shared(v) => v,
+        }
     }
 
     /// Mutable access to the elements; copies the buffer first if it is shared.
     pub fn data_mut(&mut self) -> &mut [T] {
-        Arc::make_mut(&mut self.data).as_mut_slice()
+        match &mut self.storage {
+            Storage::One(x) => std::slice::from_mut(x),
+            Storage::Shared(v) => Arc::make_mut(v).as_mut_slice(),
+        }
     }
 
     /// The elements as a new `Vec`.
     pub fn to_vec(&self) -> Vec<T> {
-        self.data.to_vec()
+        self.data().to_vec()
     }
 
     /// The elements, without a copy when this tensor holds the only reference.
     pub fn into_vec(self) -> Vec<T> {
-        Arc::try_unwrap(self.data).unwrap_or_else(|shared| shared.to_vec())
+        match self.storage {
+            Storage::One(x) => vec![x],
+            Storage::Shared(v) => Arc::try_unwrap(v).unwrap_or_else(|shared| shared.to_vec()),
+        }
     }
 
     /// The element at a multi-index; panics if the index does not fit the shape.
@@ -155,7 +191,7 @@ impl<T: Copy> Tensor<T> {
             }
             offset += i * s;
         }
-        Ok(self.data[offset])
+        Ok(self.data()[offset])
     }
 
     /// The single value of a tensor with one element (a scalar, or shape `[1]`, `[1, 1]`…).
@@ -167,8 +203,8 @@ impl<T: Copy> Tensor<T> {
     /// [`Tensor::item`], as a `Result`.
     #[track_caller]
     pub fn try_item(&self) -> Result<T> {
-        if self.data.len() == 1 {
-            Ok(self.data[0])
+        if let [one] = self.data() {
+            Ok(*one)
         } else {
             Err(Error::ShapeMismatch {
                 op: "item",
@@ -179,22 +215,26 @@ impl<T: Copy> Tensor<T> {
         }
     }
 
-    /// Whether two tensors share one buffer (no copy was made between them).
+    /// Whether two tensors share one buffer (no copy was made between them). One-element
+    /// tensors hold their value inline and share nothing.
     pub fn shares_storage(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.data, &other.data)
+        match (&self.storage, &other.storage) {
+            (Storage::Shared(a), Storage::Shared(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
     }
 
     /// Bytes of element data this tensor refers to.
     pub fn bytes(&self) -> usize {
-        self.data.len() * std::mem::size_of::<T>()
+        self.numel() * std::mem::size_of::<T>()
     }
 
     /// The same data viewed with another shape of equal element count (no copy).
     pub(crate) fn with_shape(&self, shape: &[usize]) -> Self {
-        debug_assert_eq!(numel(shape), self.data.len());
+        debug_assert_eq!(numel(shape), self.numel());
         Tensor {
-            data: Arc::clone(&self.data),
-            shape: shape.into(),
+            storage: self.storage.clone(),
+            shape: Shape::from_slice(shape),
         }
     }
 }
@@ -259,21 +299,21 @@ impl<T: Element> Tensor<T> {
         if self.shape != other.shape {
             return T::infinity();
         }
-        self.data
+        self.data()
             .iter()
-            .zip(other.data.iter())
+            .zip(other.data())
             .fold(T::zero(), |m, (&a, &b)| m.max((a - b).abs()))
     }
 
     /// The Euclidean (Frobenius) norm of all elements.
     pub fn norm(&self) -> T {
-        self.data.iter().map(|&x| x * x).sum::<T>().sqrt()
+        self.data().iter().map(|&x| x * x).sum::<T>().sqrt()
     }
 
     /// Converts every element to another element type.
     pub fn cast<U: Element>(&self) -> Tensor<U> {
         Tensor::from_parts(
-            self.data
+            self.data()
                 .iter()
                 .map(|&x| U::of(x.to_f64().unwrap_or(f64::NAN)))
                 .collect(),
@@ -282,11 +322,11 @@ impl<T: Element> Tensor<T> {
     }
 }
 
-impl<T: fmt::Debug> fmt::Debug for Tensor<T> {
+impl<T: fmt::Debug + Copy> fmt::Debug for Tensor<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Tensor")
             .field("shape", &self.shape.as_slice())
-            .field("data", &self.data.as_slice())
+            .field("data", &self.data())
             .finish()
     }
 }
@@ -321,13 +361,13 @@ impl<T: fmt::Display + Copy> fmt::Display for Tensor<T> {
             }
             write!(f, "]")
         }
-        go(f, &self.data, &self.shape)
+        go(f, self.data(), &self.shape)
     }
 }
 
-impl<T: PartialEq> PartialEq for Tensor<T> {
+impl<T: PartialEq + Copy> PartialEq for Tensor<T> {
     fn eq(&self, other: &Self) -> bool {
-        self.shape == other.shape && self.data == other.data
+        self.shape == other.shape && self.data() == other.data()
     }
 }
 
@@ -339,9 +379,9 @@ impl<T: Element + approx::AbsDiffEq<Epsilon = T>> approx::AbsDiffEq for Tensor<T
     fn abs_diff_eq(&self, other: &Self, epsilon: T) -> bool {
         self.shape == other.shape
             && self
-                .data
+                .data()
                 .iter()
-                .zip(other.data.iter())
+                .zip(other.data())
                 .all(|(a, b)| a.abs_diff_eq(b, epsilon))
     }
 }
@@ -353,9 +393,9 @@ impl<T: Element + approx::RelativeEq<Epsilon = T>> approx::RelativeEq for Tensor
     fn relative_eq(&self, other: &Self, epsilon: T, max_relative: T) -> bool {
         self.shape == other.shape
             && self
-                .data
+                .data()
                 .iter()
-                .zip(other.data.iter())
+                .zip(other.data())
                 .all(|(a, b)| a.relative_eq(b, epsilon, max_relative))
     }
 }

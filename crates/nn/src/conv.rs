@@ -1,8 +1,5 @@
 //! `Conv2d`: a 2-d convolution layer, one node on the tape.
 
-// `autograd::Error` keeps shapes inline (large, but only on the cold error path).
-#![allow(clippy::result_large_err)]
-
 use crate::init::Init;
 use crate::module::{Ctx, Module};
 use crate::param::Param;

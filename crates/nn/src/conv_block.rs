@@ -9,13 +9,16 @@
 //! stride `s` (followed by a normalisation) when it changes the number of channels or the
 //! resolution: option (B) of the paper.
 //!
-//! The block is generic over its normalisation layer `N` (any [`Module`]), made by a
-//! closure from the number of channels: `BatchNorm2d::new` for the paper's block, or
-//! `|_| Activation::Identity` for a block without normalisation.
+//! The normalisation is [`BatchNorm2d`] by default ([`BasicConvBlock::new`]); the block is
+//! generic over it (any [`Module`] `N`, made by a closure from the number of channels with
+//! [`BasicConvBlock::with_norm`]), e.g. `|_| Activation::Identity` for a block without
+//! normalisation.
 
 use crate::activation::{Activation, Relu};
+use crate::buffer::Buffer;
 use crate::conv::Conv2d;
 use crate::module::{Ctx, Module, prefixed};
+use crate::norm::BatchNorm2d;
 use crate::param::Param;
 use crate::residual::ResidualUnit;
 use autograd::rand::Rng;
@@ -24,7 +27,7 @@ use autograd::{Element, Var};
 /// A projection shortcut for images: a 1×1 convolution with stride (no bias), then an
 /// optional normalisation. Maps `[N, in, H, W]` to `[N, out, H/s, W/s]` so that it can be
 /// added to a branch that changed the channels or the resolution.
-pub struct ConvProjection<T: Element, N> {
+pub struct ConvProjection<T: Element = f32, N = BatchNorm2d<T>> {
     /// The 1×1 convolution.
     pub conv: Conv2d<T>,
     /// The normalisation after it, if any.
@@ -63,6 +66,13 @@ impl<T: Element, N: Module<T>> Module<T> for ConvProjection<T, N> {
         }
         v
     }
+
+    fn named_buffers(&self) -> Vec<(String, Buffer<T>)> {
+        match &self.norm {
+            Some(norm) => prefixed("norm", norm.named_buffers()),
+            None => Vec::new(),
+        }
+    }
 }
 
 /// The ResNet basic block: conv3×3 (stride `s`) → norm → ReLU → conv3×3 → norm, plus the
@@ -72,16 +82,22 @@ impl<T: Element, N: Module<T>> Module<T> for ConvProjection<T, N> {
 /// use autograd::{Tape, Tensor, seeded_rng};
 /// use nn::{Activation, BasicConvBlock, Ctx, Module};
 ///
-/// // Without normalisation (the identity stands in for the norm layer).
-/// let block = BasicConvBlock::<f32, Activation>::with_norm(
-///     4, 8, 2, |_| Activation::Identity, &mut seeded_rng(0));
-/// assert!(block.projection.is_some()); // 4 → 8 channels and stride 2: a 1×1 projection
+/// let mut rng = seeded_rng(0);
+/// // The paper's block, with batch norm: 4 → 8 channels and stride 2, so the shortcut is
+/// // a 1×1 convolution + batch norm.
+/// let block = BasicConvBlock::<f32>::new(4, 8, 2, &mut rng);
+/// assert!(block.projection.is_some());
 /// let tape = Tape::new();
 /// let cx = Ctx::train(&tape, 0);
 /// let y = block.forward(&cx, &cx.input(Tensor::ones(&[2, 4, 8, 8])));
 /// assert_eq!(y.shape(), &[2, 8, 4, 4]);
+///
+/// // Without normalisation: the identity takes the norm layers' place.
+/// let plain = BasicConvBlock::<f32, Activation>::with_norm(8, 8, 1, |_| Activation::Identity, &mut rng);
+/// assert!(plain.projection.is_none());
+/// assert_eq!(plain.forward(&cx, &y).shape(), &[2, 8, 4, 4]);
 /// ```
-pub struct BasicConvBlock<T: Element, N> {
+pub struct BasicConvBlock<T: Element = f32, N = BatchNorm2d<T>> {
     /// First 3×3 convolution, `in → out` channels, with the block's stride.
     pub conv1: Conv2d<T>,
     /// Normalisation after `conv1`.
@@ -96,6 +112,15 @@ pub struct BasicConvBlock<T: Element, N> {
     pub projection: Option<ConvProjection<T, N>>,
     /// Activation after the addition.
     pub relu2: Relu,
+}
+
+impl<T: Element> BasicConvBlock<T, BatchNorm2d<T>> {
+    /// The paper's block `in_channels → out_channels`, first convolution with `stride`,
+    /// with [`BatchNorm2d`] after each convolution (and in the projection shortcut, present
+    /// when `in_channels ≠ out_channels` or `stride ≠ 1`).
+    pub fn new(in_channels: usize, out_channels: usize, stride: usize, rng: &mut impl Rng) -> Self {
+        Self::with_norm(in_channels, out_channels, stride, BatchNorm2d::new, rng)
+    }
 }
 
 impl<T: Element, N: Module<T>> BasicConvBlock<T, N> {
@@ -152,6 +177,15 @@ impl<T: Element, N: Module<T>> Module<T> for BasicConvBlock<T, N> {
         v.extend(prefixed("norm2", self.norm2.named_parameters()));
         if let Some(p) = &self.projection {
             v.extend(prefixed("projection", p.named_parameters()));
+        }
+        v
+    }
+
+    fn named_buffers(&self) -> Vec<(String, Buffer<T>)> {
+        let mut v = prefixed("norm1", self.norm1.named_buffers());
+        v.extend(prefixed("norm2", self.norm2.named_buffers()));
+        if let Some(p) = &self.projection {
+            v.extend(prefixed("projection", p.named_buffers()));
         }
         v
     }

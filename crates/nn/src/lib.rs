@@ -9,26 +9,45 @@
 //!   [`Ctx::param_grads`] returns the gradients keyed by parameter.
 //! - [`ResidualBlock`]: the notebook's block, H(x) = ReLU(F(x) + x).
 #![deny(missing_docs)]
+// Fallible layers, losses and optimizers return `autograd::Error`, whose shapes are stored
+// inline (128 bytes); errors are rare and boxing them would only cost the happy path.
+#![allow(clippy::result_large_err)]
 
 pub mod activation;
+pub mod buffer;
+pub mod builder;
 pub mod conv;
 pub mod conv_block;
+pub mod data;
+pub mod dropout;
 pub mod init;
+pub mod io;
 pub mod linear;
+pub mod loss;
 pub mod module;
+pub mod norm;
+pub mod optim;
 pub mod param;
 pub mod pool;
 pub mod residual;
+pub mod residual_variants;
 pub mod sequential;
 
 pub use activation::{Activation, Gelu, LeakyRelu, Relu, Sigmoid, Tanh};
 pub use autograd;
+pub use buffer::Buffer;
+pub use builder::{Architecture, HiddenUnit, Mlp, MlpConfig};
 pub use conv::Conv2d;
 pub use conv_block::{BasicConvBlock, ConvProjection};
+pub use dropout::{Dropout, StochasticDepth};
 pub use init::{Fan, Init};
+pub use io::IoError;
 pub use linear::Linear;
 pub use module::{Ctx, Module, prefixed};
+pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, LayerNorm, NormLayer, Normalization};
+pub use optim::{Adam, AdamW, Optimizer, Sgd, clip_grad_norm};
 pub use param::{Param, ParamGrads};
 pub use pool::{AvgPool2d, Flatten, GlobalAvgPool, MaxPool2d};
 pub use residual::{ProjectionBlock, ResidualBlock, ResidualUnit};
+pub use residual_variants::{PreActBlock, Residual};
 pub use sequential::Sequential;

@@ -1,5 +1,6 @@
 //! The `Module` trait and the per-step context that binds parameters to a tape.
 
+use crate::buffer::Buffer;
 use crate::param::{Param, ParamGrads};
 use autograd::rand::rngs::StdRng;
 use autograd::{Element, Gradients, Tape, Tensor, Var, seeded_rng};
@@ -28,6 +29,13 @@ pub trait Module<T: Element = f32> {
     /// order.
     fn named_parameters(&self) -> Vec<(String, Param<T>)>;
 
+    /// Every buffer (state that is saved but not learned, e.g. batch norm's running
+    /// statistics) with a dotted name like the parameters'. None by default; containers
+    /// prefix and forward their children's.
+    fn named_buffers(&self) -> Vec<(String, Buffer<T>)> {
+        Vec::new()
+    }
+
     /// Every parameter, in the order of [`Module::named_parameters`].
     fn parameters(&self) -> Vec<Param<T>> {
         self.named_parameters()
@@ -45,11 +53,8 @@ pub trait Module<T: Element = f32> {
     }
 }
 
-/// Prefixes a child's parameter names with `"{prefix}."`.
-pub fn prefixed<T: Element>(
-    prefix: &str,
-    params: Vec<(String, Param<T>)>,
-) -> Vec<(String, Param<T>)> {
+/// Prefixes a child's parameter (or buffer) names with `"{prefix}."`.
+pub fn prefixed<P>(prefix: &str, params: Vec<(String, P)>) -> Vec<(String, P)> {
     params
         .into_iter()
         .map(|(n, p)| (format!("{prefix}.{n}"), p))

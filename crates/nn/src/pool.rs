@@ -1,9 +1,6 @@
 //! Pooling and flattening layers (no parameters): `MaxPool2d`, `AvgPool2d`,
 //! `GlobalAvgPool`, `Flatten`.
 
-// `autograd::Error` keeps shapes inline (large, but only on the cold error path).
-#![allow(clippy::result_large_err)]
-
 use crate::module::{Ctx, Module};
 use crate::param::Param;
 use autograd::{Element, Result, Var};

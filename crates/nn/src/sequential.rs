@@ -1,5 +1,6 @@
 //! `Sequential`: modules applied one after another.
 
+use crate::buffer::Buffer;
 use crate::module::{Ctx, Module, prefixed};
 use crate::param::Param;
 use autograd::{Element, Var};
@@ -52,6 +53,14 @@ impl<T: Element> Module<T> for Sequential<T> {
             .iter()
             .enumerate()
             .flat_map(|(i, l)| prefixed(&i.to_string(), l.named_parameters()))
+            .collect()
+    }
+
+    fn named_buffers(&self) -> Vec<(String, Buffer<T>)> {
+        self.layers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, l)| prefixed(&i.to_string(), l.named_buffers()))
             .collect()
     }
 }

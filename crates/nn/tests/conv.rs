@@ -1,7 +1,7 @@
 //! Convolution layers, pooling and the ResNet basic block: shapes, values against the
 //! autograd ops, and parameter gradients from the tape against finite differences.
 
-use autograd::{Element, Tape, Tensor, Var, seeded_rng};
+use autograd::{Tape, Tensor, Var, seeded_rng};
 use nn::{
     Activation, AvgPool2d, BasicConvBlock, Conv2d, Ctx, Flatten, GlobalAvgPool, Init, Linear,
     MaxPool2d, Module, Param, Relu, ResidualUnit, Sequential,
@@ -18,16 +18,28 @@ fn readout<'t>(y: &Var<'t, f64>) -> Var<'t, f64> {
 }
 
 /// Compares the tape's gradient of every parameter of `m` with central differences of the
-/// loss, perturbing one element at a time. Both sides run in training mode (a batch
-/// normalisation then uses batch statistics in both).
+/// loss, perturbing one element at a time. Both sides run in training mode (batch norm then
+/// uses the batch's statistics in both).
 fn check_params(m: &dyn Module<f64>, x: &Tensor<f64>) {
+    check_params_in(m, x, true);
+}
+
+fn context(tape: &Tape<f64>, training: bool) -> Ctx<'_, f64> {
+    if training {
+        Ctx::train(tape, 0)
+    } else {
+        Ctx::eval(tape)
+    }
+}
+
+fn check_params_in(m: &dyn Module<f64>, x: &Tensor<f64>, training: bool) {
     let loss = |m: &dyn Module<f64>| {
         let tape = Tape::new();
-        let cx = Ctx::train(&tape, 0);
+        let cx = context(&tape, training);
         readout(&m.forward(&cx, &cx.input(x.clone()))).item()
     };
     let tape = Tape::new();
-    let cx = Ctx::train(&tape, 0);
+    let cx = context(&tape, training);
     let grads = cx.param_grads(&readout(&m.forward(&cx, &cx.input(x.clone()))).backward());
     let params = m.named_parameters();
     assert!(!params.is_empty());
@@ -74,23 +86,6 @@ fn check_input_gradient(m: &dyn Module<f64>, x: &Tensor<f64>) {
             readout(&m.forward(&cx, &cx.input(probe.value()))).item()
         });
         assert!((analytic.data()[j] - numeric).abs() < 1e-7, "input[{j}]");
-    }
-}
-
-/// TEST STAND-IN for `nn::norm::BatchNorm2d` (not merged into this branch yet): a
-/// parameter-free normalisation of each channel over the batch and spatial axes — exactly
-/// batch norm's training-mode computation without the affine parameters and the running
-/// statistics.
-struct ChannelStandardize;
-
-impl<T: Element> Module<T> for ChannelStandardize {
-    fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        let centred = x - &x.mean_axes(&[0, 2, 3], true);
-        let var = (&centred * &centred).mean_axes(&[0, 2, 3], true);
-        &centred / &(var + T::of(1e-5)).sqrt()
-    }
-    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
-        Vec::new()
     }
 }
 
@@ -219,14 +214,34 @@ fn pooling_layers_are_the_pooling_ops() {
 #[test]
 fn basic_block_with_identity_shortcut() {
     let mut rng = seeded_rng(8);
-    let block = BasicConvBlock::<f64, _>::with_norm(3, 3, 1, |_| ChannelStandardize, &mut rng);
+    let block = BasicConvBlock::<f64>::new(3, 3, 1, &mut rng);
     assert!(block.projection.is_none());
     let names: Vec<String> = block
         .named_parameters()
         .into_iter()
         .map(|(n, _)| n)
         .collect();
-    assert_eq!(names, ["conv1.weight", "conv2.weight"]);
+    assert_eq!(
+        names,
+        [
+            "conv1.weight",
+            "norm1.weight",
+            "norm1.bias",
+            "conv2.weight",
+            "norm2.weight",
+            "norm2.bias"
+        ]
+    );
+    let buffers: Vec<String> = block.named_buffers().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        buffers,
+        [
+            "norm1.running_mean",
+            "norm1.running_var",
+            "norm2.running_mean",
+            "norm2.running_var"
+        ]
+    );
     let x = rand(&[2, 3, 4, 4], 9);
     check_params(&block, &x);
 
@@ -248,19 +263,25 @@ fn basic_block_with_identity_shortcut() {
 fn basic_block_with_projection_shortcut() {
     let mut rng = seeded_rng(10);
     // Channels and resolution change: 2 → 4 channels, stride 2.
-    let block = BasicConvBlock::<f64, _>::with_norm(2, 4, 2, |_| ChannelStandardize, &mut rng);
+    let block = BasicConvBlock::<f64>::new(2, 4, 2, &mut rng);
     let projection = block.projection.as_ref().expect("a projection shortcut");
     assert_eq!(projection.conv.kernel(), (1, 1));
     assert_eq!(projection.conv.stride, (2, 2));
+    assert!(projection.norm.is_some());
     let names: Vec<String> = block
         .named_parameters()
         .into_iter()
         .map(|(n, _)| n)
         .collect();
     assert_eq!(
-        names,
-        ["conv1.weight", "conv2.weight", "projection.conv.weight"]
+        &names[6..],
+        [
+            "projection.conv.weight",
+            "projection.norm.weight",
+            "projection.norm.bias"
+        ]
     );
+    assert_eq!(block.named_buffers()[5].0, "projection.norm.running_var");
     let x = rand(&[2, 2, 5, 4], 11);
     check_params(&block, &x);
 
@@ -273,9 +294,41 @@ fn basic_block_with_projection_shortcut() {
     assert_eq!(y.value(), parts.value());
 
     // Only the stride changes, or only the channels: still a projection.
-    let by_stride = BasicConvBlock::<f64, _>::with_norm(2, 2, 2, |_| ChannelStandardize, &mut rng);
-    let by_width = BasicConvBlock::<f64, _>::with_norm(2, 3, 1, |_| ChannelStandardize, &mut rng);
-    assert!(by_stride.projection.is_some() && by_width.projection.is_some());
+    assert!(
+        BasicConvBlock::<f64>::new(2, 2, 2, &mut rng)
+            .projection
+            .is_some()
+    );
+    assert!(
+        BasicConvBlock::<f64>::new(2, 3, 1, &mut rng)
+            .projection
+            .is_some()
+    );
+}
+
+#[test]
+fn basic_block_in_evaluation_uses_running_statistics() {
+    let mut rng = seeded_rng(15);
+    let block = BasicConvBlock::<f64>::new(2, 3, 2, &mut rng);
+    let x = rand(&[3, 2, 4, 4], 16);
+    // A few training passes move the running statistics away from (0, 1).
+    for seed in 0..3 {
+        let tape = Tape::new();
+        let cx = Ctx::train(&tape, seed);
+        block.forward(&cx, &cx.input(x.map(|v| 2.0 * v + 0.5)));
+    }
+    let moved = block.named_buffers()[0].1.value();
+    assert!(moved.data().iter().any(|&m| m.abs() > 1e-3));
+    // In evaluation, an image's output does not depend on the rest of the batch …
+    let tape = Tape::new();
+    let cx = Ctx::eval(&tape);
+    let batch = block.forward(&cx, &cx.input(x.clone()));
+    let alone = block.forward(&cx, &cx.input(x.narrow(0, 1, 1)));
+    assert!(batch.value().narrow(0, 1, 1).max_abs_diff(alone.value()) < 1e-12);
+    // … the running statistics stay put …
+    assert_eq!(block.named_buffers()[0].1.value(), moved);
+    // … and the gradients still match finite differences.
+    check_params_in(&block, &x, false);
 }
 
 #[test]

@@ -108,17 +108,30 @@ pub(crate) fn sum_keepdim<T: Copy + Zero + std::ops::AddAssign>(
         return out;
     }
     if to.iter().all(|&d| d == 1) {
-        let mut s = T::zero();
-        for &v in x {
-            s += v;
-        }
-        out[0] = s;
+        out[0] = pairwise_sum(x);
         return out;
     }
     let so = broadcast_strides(to, from);
     let sx = strides(from);
     walk2(from, &so, &sx, |_, io, ix| out[io] += x[ix]);
     out
+}
+
+/// Sum with pairwise (cascade) summation: rounding error grows like log n instead of n,
+/// which matters for `f32` means over large tensors.
+pub(crate) fn pairwise_sum<T: Copy + Zero + std::ops::AddAssign>(x: &[T]) -> T {
+    const BLOCK: usize = 128;
+    if x.len() <= BLOCK {
+        let mut s = T::zero();
+        for &v in x {
+            s += v;
+        }
+        return s;
+    }
+    let (a, b) = x.split_at(x.len() / 2);
+    let mut s = pairwise_sum(a);
+    s += pairwise_sum(b);
+    s
 }
 
 /// Permutes the axes of `x`: output axis `i` is input axis `perm[i]`.

@@ -174,6 +174,18 @@ impl<T: Element> Tensor<T> {
     #[track_caller]
     fn binary_op(&self, rhs: &Tensor<T>, kind: BinaryKind) -> Result<Tensor<T>> {
         let shape = broadcast_shapes(kind.name(), self.shape(), rhs.shape())?;
+        if let (Some(a), Some(b)) = (self.as_one(), rhs.as_one()) {
+            // One element each: no buffer at all.
+            let v = match kind {
+                BinaryKind::Add => a + b,
+                BinaryKind::Sub => a - b,
+                BinaryKind::Mul => a * b,
+                BinaryKind::Div => a / b,
+                BinaryKind::Maximum => a.max(b),
+                BinaryKind::Minimum => a.min(b),
+            };
+            return Ok(Tensor::one(v, shape));
+        }
         let (a, sa, b, sb) = (self.data(), self.shape(), rhs.data(), rhs.shape());
         let data = match kind {
             BinaryKind::Add => zip_broadcast(a, sa, b, sb, &shape, |x, y| x + y),

@@ -119,12 +119,13 @@ fn dims(shape: &[usize], t: bool) -> (usize, usize) {
 /// Checks ranks, inner and batch dimensions; returns the output shape.
 #[track_caller]
 fn matmul_shape(a: &[usize], ta: bool, b: &[usize], tb: bool) -> Result<Shape> {
+    let at = Caller::here(); // outside the closure: closures do not track the caller
     let err = |reason| Error::MatMul {
         op: "matmul",
         lhs: a.into(),
         rhs: b.into(),
         reason,
-        at: Caller::here(),
+        at,
     };
     if a.len() < 2 || b.len() < 2 {
         return Err(err("both operands need rank 2 or more"));

@@ -21,6 +21,7 @@ pub(crate) mod unary;
 
 use crate::element::Element;
 use crate::kernels::conv::Conv2dGeometry;
+use crate::shape::Shape;
 use crate::tape::{Lift, Var, Vjp};
 use crate::tensor::Tensor;
 use std::sync::Arc;
@@ -173,6 +174,9 @@ impl<T: Element> Algebra<T> for Tensor<T> {
         self.map(|x| c - x)
     }
     fn mul_fn_of(&self, x: &Tensor<T>, f: impl Fn(T) -> T) -> Self {
+        if let (Some(g), Some(x)) = (self.as_one(), x.as_one()) {
+            return Tensor::one(g * f(x), Shape::from_slice(self.shape()));
+        }
         Tensor::from_parts(
             self.data()
                 .iter()

@@ -15,7 +15,7 @@
 //! | tanh | tanh x | g·(1−y²) | y |
 //! | softplus | ln(1+eˣ), stable | g·σ(x) | x |
 //! | clamp | min(max(x, lo), hi) | g·[lo ≤ x ≤ hi] | x |
-//! | gelu | ½x(1+tanh(√(2/π)(x+0.044715x³))) | composed of the ops above | — |
+//! | gelu | ½x(1+tanh(√(2/π)(x+0.044715x³))) | composed of the ops above (cubic clamped at \|x\| ≤ 10, where tanh is saturated) | — |
 //!
 //! Masks such as ReLU's step are constants in the backward pass (their derivative is 0
 //! almost everywhere), which is also what recorded backward records.
@@ -23,6 +23,7 @@
 use super::{Algebra, Op};
 use crate::element::Element;
 use crate::error::{Caller, Error, Result, or_panic};
+use crate::shape::Shape;
 use crate::tape::{Lift, Var, Vjp};
 use crate::tensor::Tensor;
 
@@ -215,19 +216,25 @@ fn softplus<T: Element>(x: T) -> T {
     x.max(T::zero()) + (-x.abs()).exp().ln_1p()
 }
 
+/// Beyond |x| = 10 the tanh in GELU is saturated to every digit of f64 (its argument
+/// exceeds 43), so the cubic term is taken at the clamped value: the same function to the
+/// last bit in range, and no ∞·0 = NaN in the gradient at huge inputs.
+const GELU_CUBIC_LIMIT: f64 = 10.0;
+
 fn gelu<T: Element>(x: T) -> T {
     let k = T::of((2.0 / std::f64::consts::PI).sqrt());
-    let half = T::of(0.5);
-    half * x * (T::one() + (k * (x + T::of(0.044715) * x * x * x)).tanh())
+    let c = x.max(T::of(-GELU_CUBIC_LIMIT)).min(T::of(GELU_CUBIC_LIMIT));
+    T::of(0.5) * x * (T::one() + (k * (x + c * c * c * T::of(0.044715))).tanh())
 }
 
 impl<T: Element> Tensor<T> {
     /// `f` applied to every element.
     pub fn map(&self, f: impl Fn(T) -> T) -> Tensor<T> {
-        Tensor::from_parts(
-            self.data().iter().map(|&x| f(x)).collect(),
-            self.shape().into(),
-        )
+        let shape = Shape::from_slice(self.shape());
+        match self.as_one() {
+            Some(x) => Tensor::one(f(x), shape),
+            None => Tensor::from_parts(self.data().iter().map(|&x| f(x)).collect(), shape),
+        }
     }
     /// eˣ elementwise.
     pub fn exp(&self) -> Tensor<T> {
@@ -397,7 +404,8 @@ impl<'t, T: Element> Var<'t, T> {
     #[track_caller]
     pub fn gelu(&self) -> Var<'t, T> {
         let k = T::of((2.0 / std::f64::consts::PI).sqrt());
-        let cube = &(self * self) * self;
+        let c = self.clamp(T::of(-GELU_CUBIC_LIMIT), T::of(GELU_CUBIC_LIMIT));
+        let cube = &(&c * &c) * &c;
         let inner = (self + &(cube * T::of(0.044715))) * k;
         &(self * T::of(0.5)) * &(inner.tanh() + T::one())
     }
