@@ -1345,6 +1345,33 @@ mod tests {
     }
 
     #[test]
+    fn errors_name_the_callers_line() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(Tensor::zeros(&[1, 2, 4, 4]));
+        let w = tape.var(Tensor::zeros(&[3, 5, 3, 3]));
+        let at = |line: u32| format!("conv.rs:{line}:");
+        let (err, line) = (x.try_conv2d(&w, None, (1, 1), (0, 0)), line!());
+        assert!(err.unwrap_err().to_string().contains(&at(line)));
+        let big = tape.var(Tensor::zeros(&[3, 2, 5, 5]));
+        let (err, line) = (x.try_conv2d(&big, None, (1, 1), (0, 0)), line!());
+        assert!(err.unwrap_err().to_string().contains(&at(line)));
+        let (err, line) = (x.try_max_pool2d((5, 5), (1, 1), (0, 0)), line!());
+        assert!(err.unwrap_err().to_string().contains(&at(line)));
+        let (err, line) = (x.try_avg_pool2d((2, 2), (0, 0), (0, 0)), line!());
+        assert!(err.unwrap_err().to_string().contains(&at(line)));
+        let v = tape.var(Tensor::zeros(&[4]));
+        let (err, line) = (v.try_global_avg_pool2d(), line!());
+        assert!(err.unwrap_err().to_string().contains(&at(line)));
+        let (t, wt) = (x.value(), w.value());
+        let (err, line) = (t.try_conv2d(wt, None, (1, 1), (0, 0)), line!());
+        assert!(err.unwrap_err().to_string().contains(&at(line)));
+        let (err, line) = (t.try_conv2d_input_grad(wt, (4, 4), (1, 1), (0, 0)), line!());
+        assert!(err.unwrap_err().to_string().contains(&at(line)));
+        let (err, line) = (t.try_conv2d_weight_grad(t, (3, 3), (1, 1), (0, 0)), line!());
+        assert!(err.unwrap_err().to_string().contains(&at(line)));
+    }
+
+    #[test]
     #[should_panic(expected = "conv2d: the input [1, 2, 4, 4] has 2 channels")]
     fn the_panicking_form_says_the_same() {
         let x = Tensor::<f32>::zeros(&[1, 2, 4, 4]);
