@@ -138,20 +138,27 @@ fn conv2d_reports_bad_input() {
     let tape = Tape::new();
     let cx = Ctx::eval(&tape);
     let wrong_channels = cx.input(Tensor::zeros(&[1, 2, 8, 8]));
-    let msg = conv
-        .try_forward(&cx, &wrong_channels)
-        .unwrap_err()
-        .to_string();
+    let (err, line) = (conv.try_forward(&cx, &wrong_channels), line!());
+    let msg = err.unwrap_err().to_string();
+    assert!(msg.contains(&format!("tests/conv.rs:{line}:")), "{msg}");
     assert!(
         msg.contains("conv2d") && msg.contains("[1, 2, 8, 8]"),
         "{msg}"
     );
     let too_small = cx.input(Tensor::zeros(&[1, 3, 2, 8]));
     assert!(conv.try_forward(&cx, &too_small).is_err());
+    let line = line!() + 2;
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         conv.forward(&cx, &wrong_channels);
     }));
-    assert!(caught.is_err());
+    let payload = caught.unwrap_err();
+    let panic_msg = payload
+        .downcast_ref::<String>()
+        .expect("a formatted message");
+    assert!(
+        panic_msg.contains(&format!("tests/conv.rs:{line}:")),
+        "{panic_msg}"
+    );
 }
 
 #[test]
