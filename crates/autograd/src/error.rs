@@ -164,6 +164,28 @@ pub enum Error {
         /// The caller's source line.
         at: Caller,
     },
+    /// A NaN or an infinity, caught by anomaly mode ([`crate::Tape::set_detect_anomaly`]):
+    /// the first node that produced one, in the forward pass (its value) or in the backward
+    /// pass (a gradient it sent, or its own accumulated gradient).
+    #[error(
+        "anomaly in the {phase}: node %{node} ({op} of {}) {what} (recorded at {at})",
+        fmt_input_shapes(.input_shapes)
+    )]
+    Anomaly {
+        /// Forward value or backward gradient.
+        phase: AnomalyPhase,
+        /// The node's index on the tape.
+        node: usize,
+        /// The node's op.
+        op: &'static str,
+        /// The shapes of the node's inputs, in argument order. `None` is an untracked
+        /// constant whose shape the tape does not keep (in the backward pass only).
+        input_shapes: Vec<Option<Shape>>,
+        /// What was found, e.g. "produced 3 NaN among its 32 values".
+        what: String,
+        /// The source line that recorded the node.
+        at: Caller,
+    },
     /// Two `Var`s recorded on different tapes met in one operation.
     #[error("{op}: the operands belong to different tapes (at {at})")]
     ForeignTape {
@@ -172,6 +194,36 @@ pub enum Error {
         /// The caller's source line.
         at: Caller,
     },
+}
+
+/// Where anomaly mode found a NaN or an infinity (see [`crate::Tape::set_detect_anomaly`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnomalyPhase {
+    /// In a value computed by the forward pass, checked when the node was recorded.
+    Forward,
+    /// In a gradient, checked during the reverse sweep.
+    Backward,
+}
+
+impl fmt::Display for AnomalyPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AnomalyPhase::Forward => "forward pass",
+            AnomalyPhase::Backward => "backward pass",
+        })
+    }
+}
+
+/// Input shapes as printed in an anomaly report: `[4, 8], const`.
+fn fmt_input_shapes(shapes: &[Option<Shape>]) -> String {
+    let shapes: Vec<String> = shapes
+        .iter()
+        .map(|s| {
+            s.as_ref()
+                .map_or("const".into(), |s| format!("{:?}", s.as_slice()))
+        })
+        .collect();
+    shapes.join(", ")
 }
 
 /// `Result` with this crate's [`Error`].

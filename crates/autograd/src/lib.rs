@@ -10,6 +10,12 @@
 //!   used twice (a skip connection) receives both contributions, summed.
 //! - [`Var::backward_create_graph`]: the same sweep, recorded on the tape, so gradients
 //!   can be differentiated again.
+//! - Looking inside: the tape prints as a table ([`Tape::table`]), reports its memory by op
+//!   and by named region ([`Tape::memory_report`], [`Tape::region`]), exports Graphviz DOT
+//!   ([`Tape::to_dot`]), runs gradient hooks ([`Tape::register_hook`]), keeps the separate
+//!   contributions at a skip connection ([`Tape::track_contributions`]), steps through
+//!   backward node by node ([`Var::backward_steps`]) and finds the first NaN or infinity
+//!   ([`Tape::set_detect_anomaly`]). See docs/tape.md.
 //!
 //! ```
 //! use autograd::{Tape, Tensor};
@@ -33,6 +39,7 @@
 mod element;
 mod error;
 mod gradcheck;
+mod inspect;
 mod kernels;
 mod ops;
 mod shape;
@@ -40,10 +47,13 @@ mod tape;
 mod tensor;
 
 pub use element::Element;
-pub use error::{Caller, Error, Result};
+pub use error::{AnomalyPhase, Caller, Error, Result};
 pub use gradcheck::{GradcheckOptions, GradcheckReport, Mismatch, gradcheck, gradgradcheck};
+pub use inspect::{MemoryReport, MemoryUse, Table, ValueSummary};
 pub use kernels::{num_threads, set_num_threads};
 pub use rand;
 pub use shape::{Shape, broadcast_shapes, numel};
-pub use tape::{Gradients, Tape, Var, VarGradients};
+pub use tape::{
+    BackwardStep, BackwardSteps, Contribution, Gradients, HookHandle, Tape, Var, VarGradients,
+};
 pub use tensor::{Tensor, seeded_rng};

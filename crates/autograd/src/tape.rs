@@ -2,16 +2,28 @@
 //!
 //! A [`Tape`] is a flat `Vec` of [`Node`]s in execution order. Every operation on a tracked
 //! [`Var`] appends one node: its op (with exactly the tensors its backward needs), the ids
-//! of its inputs, its output shape and the source line that recorded it. Backward is one
-//! loop over that list in reverse, accumulating adjoints: no recursion, no topological
-//! sort, no reference-counted graph. A value used by several nodes simply receives several
-//! contributions, which are summed in place.
+//! of its inputs, its output shape, the source line that recorded it and the region it was
+//! recorded in. Backward is one loop over that list in reverse, accumulating adjoints: no
+//! recursion, no topological sort, no reference-counted graph. A value used by several
+//! nodes simply receives several contributions, which are summed in place.
+//!
+//! The loop is [`Sweep::step`], one node at a time, shared by `backward`, recorded backward
+//! and the step-through iterator ([`BackwardSteps`]). The optional features of the sweep —
+//! gradient hooks, per-consumer contributions, anomaly checks — live in [`extras`]; when
+//! none is switched on they cost a few `bool`/`Option` checks per node.
+
+mod extras;
+mod steps;
+
+pub use extras::{Contribution, HookHandle};
+pub use steps::{BackwardStep, BackwardSteps};
 
 use crate::element::Element;
 use crate::error::{Caller, Error, Result, or_panic};
 use crate::ops::{Algebra, Op};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
+use extras::{Inspection, SweepExtras, Valued};
 use smallvec::SmallVec;
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -31,6 +43,9 @@ pub(crate) struct Node<T> {
     pub shape: Shape,
     /// The user's source line that recorded the node.
     pub at: Caller,
+    /// The region the node was recorded in: 0 outside every region, else 1 + an index
+    /// into the tape's region names (see [`Tape::region`]).
+    pub region: u32,
 }
 
 /// A Wengert list: records operations on tracked [`Var`]s and differentiates them.
@@ -46,10 +61,23 @@ pub(crate) struct Node<T> {
 /// assert_eq!(g.wrt(&b).item(), 3.0); // ∂y/∂b = a
 /// assert_eq!(tape.len(), 4); // two leaves, one Add, one Mul
 /// ```
+///
+/// A tape can also be looked inside: it prints as a table (`Display`), reports its memory
+/// by op and by [region](Tape::region) ([`Tape::memory_report`]), exports Graphviz DOT
+/// ([`Tape::to_dot`]), runs gradient hooks ([`Tape::register_hook`]), keeps the separate
+/// contributions arriving at a value ([`Tape::track_contributions`]), steps through
+/// backward one node at a time ([`Var::backward_steps`]) and finds the first NaN or
+/// infinity ([`Tape::set_detect_anomaly`]).
 pub struct Tape<T: Element = f32> {
     id: u64,
     pub(crate) nodes: RefCell<Vec<Node<T>>>,
     recording: Cell<bool>,
+    /// Full names ("outer/inner") of the regions seen so far; node region `k` is `[k − 1]`.
+    pub(crate) region_names: RefCell<Vec<String>>,
+    /// The region being recorded (0: none).
+    region: Cell<u32>,
+    /// Hooks, tracked contributions, anomaly mode, value summaries (all off by default).
+    pub(crate) inspect: Inspection<T>,
 }
 
 static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(0);
@@ -60,6 +88,15 @@ impl<T: Element> Default for Tape<T> {
     }
 }
 
+/// Puts a `Cell` back to its old value when dropped (also when `f` panics).
+struct Restore<'a, V: Copy>(&'a Cell<V>, V);
+
+impl<V: Copy> Drop for Restore<'_, V> {
+    fn drop(&mut self) {
+        self.0.set(self.1);
+    }
+}
+
 impl<T: Element> Tape<T> {
     /// An empty tape.
     pub fn new() -> Self {
@@ -67,6 +104,9 @@ impl<T: Element> Tape<T> {
             id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed),
             nodes: RefCell::new(Vec::new()),
             recording: Cell::new(true),
+            region_names: RefCell::new(Vec::new()),
+            region: Cell::new(0),
+            inspect: Inspection::default(),
         }
     }
 
@@ -79,6 +119,7 @@ impl<T: Element> Tape<T> {
             value.shape().into(),
             Caller::here(),
         );
+        self.inspect_value(id, &value, Vec::new);
         Var {
             tape: self,
             id: Some(id),
@@ -107,14 +148,63 @@ impl<T: Element> Tape<T> {
     /// assert_eq!(tape.len(), 1);
     /// ```
     pub fn no_grad<R>(&self, f: impl FnOnce() -> R) -> R {
-        struct Restore<'a>(&'a Cell<bool>, bool);
-        impl Drop for Restore<'_> {
-            fn drop(&mut self) {
-                self.0.set(self.1);
-            }
-        }
         let _restore = Restore(&self.recording, self.recording.replace(false));
         f()
+    }
+
+    /// Runs `f` inside a named region: every node recorded inside is labelled with it, for
+    /// [`Tape::memory_report`], the table and the DOT export.
+    ///
+    /// Regions nest: inside `region("stage2", …)`, `region("block3", …)` labels its nodes
+    /// `"stage2/block3"`. A node carries only its innermost label (reports are flat, one
+    /// line per full name; [`MemoryReport::region_inclusive`](crate::MemoryReport::region_inclusive)
+    /// adds up a name and everything nested in it). Entering a name again reuses its label.
+    ///
+    /// ```
+    /// use autograd::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::ones(&[4]));
+    /// let y = tape.region("block1", || (&x * &x).tanh());
+    /// let _z = tape.region("block2", || &y.exp() + &y);
+    /// assert_eq!(tape.region_name(y.node_id().unwrap()).as_deref(), Some("block1"));
+    /// assert_eq!(tape.region_name(0), None); // x was recorded outside every region
+    /// ```
+    pub fn region<R>(&self, name: &str, f: impl FnOnce() -> R) -> R {
+        let outer = self.region.get();
+        let full = match outer {
+            0 => name.to_string(),
+            k => format!("{}/{name}", self.region_names.borrow()[k as usize - 1]),
+        };
+        let inner = self.region_label(full);
+        let _restore = Restore(&self.region, self.region.replace(inner));
+        f()
+    }
+
+    /// The label of region `name`, created on first use.
+    fn region_label(&self, name: String) -> u32 {
+        let mut names = self.region_names.borrow_mut();
+        let index = match names.iter().position(|n| *n == name) {
+            Some(i) => i,
+            None => {
+                names.push(name);
+                names.len() - 1
+            }
+        };
+        u32::try_from(index + 1).unwrap_or_else(|_| panic!("region: more than 2³² − 1 names"))
+    }
+
+    /// The full name of the region node `id` was recorded in (`None` outside every region
+    /// or for an id past the end of the tape).
+    pub fn region_name(&self, id: usize) -> Option<String> {
+        let k = self.nodes.borrow().get(id)?.region;
+        self.region_names_of(k).map(|name| name.to_string())
+    }
+
+    /// The name behind a node's region label (`None` for 0, outside every region).
+    pub(crate) fn region_names_of(&self, label: u32) -> Option<std::cell::Ref<'_, str>> {
+        let names = self.region_names.borrow();
+        let i = (label as usize).checked_sub(1)?;
+        std::cell::Ref::filter_map(names, |n| n.get(i).map(String::as_str)).ok()
     }
 
     /// Whether operations are being recorded (false inside [`Tape::no_grad`]).
@@ -138,7 +228,7 @@ impl<T: Element> Tape<T> {
     }
 
     /// Bytes kept alive for backward by every node's saved tensors (a tensor saved by two
-    /// nodes counts twice, once for each).
+    /// nodes counts twice, once for each). [`Tape::memory_report`] breaks it down.
     pub fn saved_bytes(&self) -> usize {
         self.nodes.borrow().iter().map(|n| n.op.saved_bytes()).sum()
     }
@@ -150,6 +240,7 @@ impl<T: Element> Tape<T> {
             inputs,
             shape,
             at,
+            region: self.region.get(),
         });
         nodes.len() - 1
     }
@@ -165,7 +256,11 @@ impl<T: Element> Tape<T> {
     ) -> Var<'_, T> {
         let ids: Inputs = inputs.iter().map(|v| v.id).collect();
         let id = if self.recording.get() && ids.iter().any(Option::is_some) {
-            Some(self.push(op(), ids, value.shape().into(), Caller::here()))
+            let id = self.push(op(), ids, value.shape().into(), Caller::here());
+            self.inspect_value(id, &value, || {
+                inputs.iter().map(|v| Some(v.shape().into())).collect()
+            });
+            Some(id)
         } else {
             None
         };
@@ -176,45 +271,134 @@ impl<T: Element> Tape<T> {
         }
     }
 
-    /// The reverse sweep shared by first-order and recorded backward: one loop over the
-    /// nodes from `output` down to 0. The adjoint of a node is final when the loop reaches
-    /// it (all its consumers come later in the list); its op's vector–Jacobian product
-    /// sends one contribution to each tracked input, and contributions are accumulated.
-    pub(crate) fn sweep<L: Lift<T>>(
-        &self,
-        lift: &L,
-        output: usize,
-        seed: L::V,
-    ) -> Vec<Option<L::V>> {
-        let mut adjoints: Vec<Option<L::V>> = vec![None; output + 1];
-        adjoints[output] = Some(seed);
-        for i in (0..=output).rev() {
-            let Some(g) = adjoints[i].clone() else {
-                continue;
-            };
-            let sends = lift.with_node(self, i, |op, inputs| {
-                let mut cx = Vjp {
-                    lift,
-                    id: i,
-                    inputs,
-                    sends: SmallVec::new(),
-                };
-                op.vjp(&g, &mut cx);
-                cx.sends
-                    .into_iter()
-                    .filter_map(|(k, v)| inputs[k].map(|id| (id, v)))
-                    .collect::<SmallVec<[(usize, L::V); 2]>>()
-            });
-            for (id, contribution) in sends {
-                match &mut adjoints[id] {
-                    // The first contribution is stored as is: no zero-fill, no add.
-                    slot @ None => *slot = Some(contribution),
-                    Some(sum) => sum.accumulate(contribution),
+    /// Whether the value of node `id` flows into node `output` (through tracked inputs).
+    pub(crate) fn feeds(&self, id: usize, output: usize) -> bool {
+        if id > output {
+            return false;
+        }
+        let nodes = self.nodes.borrow();
+        let mut reached = vec![false; output + 1 - id];
+        reached[output - id] = true;
+        for i in (id..=output).rev() {
+            if reached[i - id] {
+                for &input in nodes[i].inputs.iter().flatten() {
+                    if input >= id {
+                        reached[input - id] = true;
+                    }
                 }
             }
         }
-        adjoints
+        reached[0]
     }
+}
+
+/// The adjoint of each node (`None`: the output does not depend on it).
+pub(crate) type Adjoints<V> = Vec<Option<V>>;
+
+/// The contributions one node's backward rule sends: (input node, ∂L/∂input).
+pub(crate) type Sends<V> = SmallVec<[(usize, V); 2]>;
+
+/// The reverse sweep, shared by first-order backward, recorded backward and the
+/// step-through iterator: adjoints of the nodes `output` down to 0 and the next node to
+/// visit. Each [`Sweep::step`] visits one node.
+pub(crate) struct Sweep<'a, T: Element, L: Lift<T>> {
+    tape: &'a Tape<T>,
+    lift: L,
+    adjoints: Vec<Option<L::V>>,
+    /// Nodes `0..unvisited` are still to visit, from the top down.
+    unvisited: usize,
+    /// Hooks, contributions, anomaly checks: each a `bool`/`Option` check when off.
+    extras: SweepExtras<T>,
+}
+
+impl<'a, T: Element, L: Lift<T>> Sweep<'a, T, L> {
+    /// A sweep from `output` (seeded with `seed`), or an empty one for an untracked output.
+    fn new(
+        tape: &'a Tape<T>,
+        lift: L,
+        output: Option<usize>,
+        seed: L::V,
+        extras: SweepExtras<T>,
+    ) -> Self {
+        let mut adjoints: Vec<Option<L::V>> = vec![None; output.map_or(0, |o| o + 1)];
+        if let Some(o) = output {
+            adjoints[o] = Some(seed);
+        }
+        Sweep {
+            tape,
+            lift,
+            unvisited: adjoints.len(),
+            adjoints,
+            extras,
+        }
+    }
+
+    /// One step of the reverse sweep: visits the next node (counting down) that has an
+    /// adjoint and returns its id, or `None` when the sweep is over.
+    ///
+    /// The node's adjoint is final when the sweep reaches it: all its consumers come later
+    /// in the list. Its op's vector–Jacobian product sends one contribution to each tracked
+    /// input, and contributions are accumulated. `observe` sees the node, its adjoint and
+    /// the contributions before they are accumulated. The optional features run at two
+    /// points: on the final adjoint (hooks, anomaly check) and on the contributions
+    /// (anomaly check, kept contributions).
+    pub(crate) fn step(
+        &mut self,
+        observe: impl FnOnce(usize, &L::V, &[(usize, L::V)]),
+    ) -> Result<Option<usize>> {
+        let Some((i, g)) = next_with_adjoint(&mut self.adjoints, &mut self.unvisited) else {
+            return Ok(None);
+        };
+        self.extras.at_node(self.tape, &self.lift, i, g)?;
+        let g = g.clone();
+        let sends = self.vjp(i, &g);
+        self.extras.sent(self.tape, i, &sends)?;
+        observe(i, &g, &sends);
+        for (id, contribution) in sends {
+            match &mut self.adjoints[id] {
+                // The first contribution is stored as is: no zero-fill, no add.
+                slot @ None => *slot = Some(contribution),
+                Some(sum) => sum.accumulate(contribution),
+            }
+        }
+        Ok(Some(i))
+    }
+
+    /// Node `i`'s backward rule applied to its adjoint `g`: the contributions to its
+    /// tracked inputs, as (input node, contribution).
+    fn vjp(&self, i: usize, g: &L::V) -> Sends<L::V> {
+        let lift = &self.lift;
+        lift.with_node(self.tape, i, |op, inputs| {
+            let mut cx = Vjp {
+                lift,
+                id: i,
+                inputs,
+                sends: SmallVec::new(),
+            };
+            op.vjp(g, &mut cx);
+            cx.sends
+                .into_iter()
+                .filter_map(|(k, v)| inputs[k].map(|id| (id, v)))
+                .collect()
+        })
+    }
+
+    /// Runs every remaining step; the adjoint of every node.
+    fn run(mut self) -> Result<(Adjoints<L::V>, SweepExtras<T>)> {
+        while self.step(|_, _, _| {})?.is_some() {}
+        Ok((self.adjoints, self.extras))
+    }
+}
+
+/// The next node to visit (below `unvisited`, which moves down to it) that has an adjoint,
+/// and that adjoint.
+fn next_with_adjoint<'a, V>(
+    adjoints: &'a mut [Option<V>],
+    unvisited: &mut usize,
+) -> Option<(usize, &'a mut V)> {
+    let i = adjoints[..*unvisited].iter().rposition(Option::is_some)?;
+    *unvisited = i;
+    adjoints[i].as_mut().map(|g| (i, g))
 }
 
 /// How the reverse sweep sees saved tensors: as plain tensors (first-order backward,
@@ -222,7 +406,7 @@ impl<T: Element> Tape<T> {
 /// gradients). Each op's backward rule is written once, generic over this.
 pub(crate) trait Lift<T: Element> {
     /// The values the backward rules compute with.
-    type V: Algebra<T>;
+    type V: Algebra<T> + Valued<T>;
     /// A saved tensor that is the value of node `id` (or a constant when `None`).
     fn lift(&self, id: Option<usize>, value: &Tensor<T>) -> Self::V;
     /// Gives `f` node `i`'s op and inputs.
@@ -400,15 +584,58 @@ impl<'t, T: Element> Var<'t, T> {
     /// [`Var::backward_with`], as a `Result`.
     #[track_caller]
     pub fn try_backward_with(&self, seed: Tensor<T>) -> Result<Gradients<T>> {
-        self.check_seed(seed.shape())?;
-        let grads = match self.id {
-            Some(id) => self.tape.sweep(&Plain, id, seed),
-            None => Vec::new(),
-        };
+        let (grads, extras) = self.first_order_sweep(seed)?.run()?;
         Ok(Gradients {
             tape: self.tape.id,
             grads,
+            contributions: extras.into_contributions(),
         })
+    }
+
+    /// Backward one node at a time: an iterator over the reverse sweep that yields, for
+    /// each node that receives an adjoint (from this output down to node 0), the node, its
+    /// adjoint and the contributions it sends to its inputs — the annotated Wengert table,
+    /// row by row. It then gives the same gradients as [`Var::backward`].
+    ///
+    /// ```
+    /// use autograd::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::scalar(3.0));
+    /// let y = &(&x * &x) + &x; // x² + x
+    /// let mut steps = y.backward_steps();
+    /// let first = steps.next().unwrap();
+    /// assert_eq!((first.node, first.op), (2, "add"));
+    /// assert_eq!(first.sends.len(), 2); // one to the mul, one to x
+    /// let rest: Vec<&str> = steps.by_ref().map(|s| s.op).collect();
+    /// assert_eq!(rest, vec!["mul", "leaf"]);
+    /// assert_eq!(steps.into_gradients().wrt(&x).item(), 7.0); // 2x + 1
+    /// ```
+    ///
+    /// # Panics
+    /// If the value is not a scalar, or anomaly mode found a non-finite value it depends
+    /// on; see [`Var::try_backward_steps_with`].
+    #[track_caller]
+    pub fn backward_steps(&self) -> BackwardSteps<'t, T> {
+        or_panic(
+            self.check_scalar()
+                .and_then(|()| self.try_backward_steps_with(Tensor::ones(self.shape()))),
+        )
+    }
+
+    /// [`Var::backward_steps`] with an explicit seed, as a `Result`.
+    #[track_caller]
+    pub fn try_backward_steps_with(&self, seed: Tensor<T>) -> Result<BackwardSteps<'t, T>> {
+        Ok(BackwardSteps::new(self.first_order_sweep(seed)?))
+    }
+
+    /// The sweep of first-order backward from this value, with the tape's hooks, tracked
+    /// contributions and anomaly checks.
+    #[track_caller]
+    fn first_order_sweep(&self, seed: Tensor<T>) -> Result<Sweep<'t, T, Plain>> {
+        self.check_seed(seed.shape())?;
+        self.tape.check_forward_anomaly(self.id)?;
+        let extras = SweepExtras::first_order(self.tape, self.id);
+        Ok(Sweep::new(self.tape, Plain, self.id, seed, extras))
     }
 
     /// Gradients as `Var`s recorded on the same tape (PyTorch's `create_graph=True`), so
@@ -436,13 +663,11 @@ impl<'t, T: Element> Var<'t, T> {
     #[track_caller]
     pub fn try_backward_create_graph_with(&self, seed: Tensor<T>) -> Result<VarGradients<'t, T>> {
         self.check_seed(seed.shape())?;
-        let grads = match self.id {
-            Some(id) => {
-                let seed = self.tape.constant(seed);
-                self.tape.sweep(&Recorded(self.tape), id, seed)
-            }
-            None => Vec::new(),
-        };
+        self.tape.check_forward_anomaly(self.id)?;
+        let seed = self.tape.constant(seed);
+        let extras = SweepExtras::recorded(self.tape);
+        let sweep = Sweep::new(self.tape, Recorded(self.tape), self.id, seed, extras);
+        let (grads, _) = sweep.run()?;
         Ok(VarGradients {
             tape: self.tape,
             grads,
@@ -476,36 +701,6 @@ impl<'t, T: Element> Var<'t, T> {
     }
 }
 
-/// The Wengert list as a table: index, op, input ids, shape, bytes saved for backward,
-/// and the source line that recorded each node.
-impl<T: Element> fmt::Display for Tape<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "{:>5}  {:<13} {:<14} {:<16} {:>10}  recorded at",
-            "node", "op", "inputs", "shape", "saved B"
-        )?;
-        for (i, n) in self.nodes.borrow().iter().enumerate() {
-            let inputs: Vec<String> = n
-                .inputs
-                .iter()
-                .map(|id| id.map_or_else(|| "const".to_string(), |id| format!("%{id}")))
-                .collect();
-            writeln!(
-                f,
-                "{:>5}  {:<13} {:<14} {:<16} {:>10}  {}",
-                format!("%{i}"),
-                n.op.name(),
-                inputs.join(", "),
-                format!("{:?}", n.shape.as_slice()),
-                n.op.saved_bytes(),
-                n.at
-            )?;
-        }
-        Ok(())
-    }
-}
-
 impl<T: Element> fmt::Debug for Var<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Var")
@@ -520,6 +715,8 @@ impl<T: Element> fmt::Debug for Var<'_, T> {
 pub struct Gradients<T> {
     tape: u64,
     grads: Vec<Option<Tensor<T>>>,
+    /// Contributions kept for the tracked nodes: (receiving node, contribution).
+    contributions: Vec<(usize, Contribution<T>)>,
 }
 
 impl<T: Element> Gradients<T> {
@@ -551,6 +748,27 @@ impl<T: Element> Gradients<T> {
     /// The gradient of the node with this id (see [`Var::node_id`]).
     pub fn by_id(&self, id: usize) -> Option<&Tensor<T>> {
         self.grads.get(id).and_then(Option::as_ref)
+    }
+
+    /// The separate contributions that arrived at `v` from each of its consumers, in the
+    /// order the sweep produced them (latest consumer first). Empty unless `v` was tracked
+    /// with [`Tape::track_contributions`] before backward. They sum to `v`'s gradient as
+    /// accumulated, before any hook on `v` ran.
+    ///
+    /// # Panics
+    /// If `v` belongs to another tape.
+    #[track_caller]
+    pub fn contributions(&self, v: &Var<'_, T>) -> Vec<&Contribution<T>> {
+        assert!(
+            v.tape.id == self.tape,
+            "gradients: the Var belongs to a different tape than these gradients (at {})",
+            Caller::here()
+        );
+        self.contributions
+            .iter()
+            .filter(|(to, _)| Some(*to) == v.id)
+            .map(|(_, c)| c)
+            .collect()
     }
 }
 

@@ -41,6 +41,16 @@ enum Storage<T> {
     Shared(Arc<Vec<T>>),
 }
 
+impl<T> Tensor<T> {
+    /// The elements in row-major order.
+    pub fn data(&self) -> &[T] {
+        match &self.storage {
+            Storage::One(x) => std::slice::from_ref(x),
+            Storage::Shared(v) => v,
+        }
+    }
+}
+
 impl<T: Copy> Tensor<T> {
     /// A tensor from row-major data; errors if `data.len()` does not match the shape.
     #[track_caller]
@@ -131,14 +141,6 @@ impl<T: Copy> Tensor<T> {
     /// The number of elements.
     pub fn numel(&self) -> usize {
         self.data().len()
-    }
-
-    /// The elements in row-major order.
-    pub fn data(&self) -> &[T] {
-        match &self.storage {
-            Storage::One(x) => std::slice::from_ref(x),
-            Storage::Shared(v) => v,
-        }
     }
 
     /// Mutable access to the elements; copies the buffer first if it is shared.
@@ -322,7 +324,7 @@ impl<T: Element> Tensor<T> {
     }
 }
 
-impl<T: fmt::Debug + Copy> fmt::Debug for Tensor<T> {
+impl<T: fmt::Debug> fmt::Debug for Tensor<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Tensor")
             .field("shape", &self.shape.as_slice())
@@ -365,7 +367,7 @@ impl<T: fmt::Display + Copy> fmt::Display for Tensor<T> {
     }
 }
 
-impl<T: PartialEq + Copy> PartialEq for Tensor<T> {
+impl<T: PartialEq> PartialEq for Tensor<T> {
     fn eq(&self, other: &Self) -> bool {
         self.shape == other.shape && self.data() == other.data()
     }

@@ -7,23 +7,38 @@
 //! - [`Param`]: a learnable tensor living outside any tape, shared by its module and the
 //!   optimizer; [`Ctx`] binds it to a step's tape without copying it, and
 //!   [`Ctx::param_grads`] returns the gradients keyed by parameter.
-//! - [`ResidualBlock`]: the notebook's block, H(x) = ReLU(F(x) + x).
+//! - [`ResidualBlock`]: the notebook's block, H(x) = ReLU(F(x) + x); [`ProjectionBlock`],
+//!   [`Residual`] (any module made residual), [`PreActBlock`], [`StochasticDepth`].
+//! - Layers: [`Linear`], activations, [`BatchNorm1d`], [`BatchNorm2d`], [`LayerNorm`],
+//!   [`Dropout`], [`Sequential`], [`Stack`]; losses in [`loss`], optimizers in [`optim`],
+//!   initialisation in [`init`], the tutorial's network builder in [`builder`], parameter
+//!   files (safetensors) in [`io`].
+//! - Images: [`Conv2d`], [`MaxPool2d`], [`AvgPool2d`], [`GlobalAvgPool`], [`Flatten`], and
+//!   the ResNet [`BasicConvBlock`] (identity or [`ConvProjection`] shortcut).
+//! - [`manual`]: the same layers with hand-written `backward`, using plain tensor kernels
+//!   only, and [`crosscheck`]: run both on the same parameters and report, layer by layer,
+//!   where they disagree.
+//! - [`analysis`]: the exact gradient through paths of each length (the unraveled view of
+//!   a residual network) and lesioning.
 #![deny(missing_docs)]
 // Fallible layers, losses and optimizers return `autograd::Error`, whose shapes are stored
 // inline (128 bytes); errors are rare and boxing them would only cost the happy path.
 #![allow(clippy::result_large_err)]
 
 pub mod activation;
+pub mod analysis;
 pub mod buffer;
 pub mod builder;
 pub mod conv;
 pub mod conv_block;
+pub mod crosscheck;
 pub mod data;
 pub mod dropout;
 pub mod init;
 pub mod io;
 pub mod linear;
 pub mod loss;
+pub mod manual;
 pub mod module;
 pub mod norm;
 pub mod optim;
@@ -32,6 +47,7 @@ pub mod pool;
 pub mod residual;
 pub mod residual_variants;
 pub mod sequential;
+pub mod stack;
 
 pub use activation::{Activation, Gelu, LeakyRelu, Relu, Sigmoid, Tanh};
 pub use autograd;
@@ -51,3 +67,4 @@ pub use pool::{AvgPool2d, Flatten, GlobalAvgPool, MaxPool2d};
 pub use residual::{ProjectionBlock, ResidualBlock, ResidualUnit};
 pub use residual_variants::{PreActBlock, Residual};
 pub use sequential::Sequential;
+pub use stack::Stack;
