@@ -17,6 +17,12 @@
 //! A 1×1 kernel with stride 1 and no padding (a projection shortcut) skips im2col: each
 //! image `[C, H·W]` is already the column matrix, and the op is one GEMM per image.
 //! Transposes (`Wᵀ`, `colsᵀ`) are strides handed to the GEMM, never copies.
+//!
+//! Threads: a large convolution (≥ 2²⁰ multiply-adds) over a batch is split into contiguous
+//! ranges of images, one per thread ([`crate::set_num_threads`]), each doing its own im2col
+//! and single-threaded GEMMs; the weight gradient sums one partial per thread. A single
+//! image uses the GEMM's own threads instead. Results do not depend on the split, except
+//! for the order of the weight gradient's sum over images.
 
 use super::{Algebra, Op};
 use crate::element::Element;
