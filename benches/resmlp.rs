@@ -1,38 +1,82 @@
 //! resmlp-step (WORKLOADS.md): forward + backward + SGD of N residual blocks, f32, sizes
-//! S, M and L, on 1 and 2 threads — autograd (nn blocks on the tape).
+//! S, M and L, on 1 and 2 threads — autograd (nn blocks, backward from the tape) against
+//! the manual-backward reference (hand-written backward, the same kernels).
 //!
-//! `cargo bench --bench resmlp` (add `-- S` to run one size). The initial loss of each size
-//! is printed once so runs can be matched with other implementations.
+//! `cargo bench --bench resmlp` (add `-- resmlp/S` to run one size). Printed once per size:
+//! the initial loss (to match runs with other implementations) and the peak bytes live
+//! during one step, measured with a counting global allocator.
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use wengert::autograd::set_num_threads;
-use wengert::workloads::{ResMlp, autograd_step};
+use wengert::workloads::{ResMlp, autograd_step, manual_blocks, manual_step};
+
+struct Counting;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged, only counting bytes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+        PEAK.fetch_max(live, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Bytes allocated at the peak of `f`, above what was live before it.
+fn peak_bytes(f: impl FnOnce()) -> usize {
+    let before = LIVE.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
+    f();
+    PEAK.load(Ordering::Relaxed) - before
+}
 
 fn resmlp(c: &mut Criterion) {
     for size in [ResMlp::S, ResMlp::M, ResMlp::L] {
         let (x, y) = (size.input(), size.target());
-        let initial = autograd_step(&size.blocks(), &x, &y, 0.01);
+        set_num_threads(1);
+        let blocks = size.blocks();
+        let mut manual = manual_blocks(&size.blocks());
+        let mut initial = 0.0;
+        let autograd_peak = peak_bytes(|| initial = autograd_step(&blocks, &x, &y, 0.01));
+        let manual_peak = peak_bytes(|| {
+            manual_step(&mut manual, &x, &y, 0.01);
+        });
         println!(
-            "resmlp {}: B={} D={} N={}, {:.1} MFLOP/step, initial loss {initial:.7}",
+            "resmlp {}: B={} D={} N={}, {:.1} MFLOP/step, initial loss {initial:.7}; peak bytes per step: autograd {autograd_peak}, manual {manual_peak} (ratio {:.3})",
             size.name,
             size.batch,
             size.width,
             size.blocks,
-            size.flops_per_step() / 1e6
+            size.flops_per_step() / 1e6,
+            autograd_peak as f64 / manual_peak as f64
         );
         let mut group = c.benchmark_group(format!("resmlp/{}", size.name));
         if size == ResMlp::L {
             group
                 .sample_size(10)
-                .measurement_time(Duration::from_secs(8));
+                .measurement_time(Duration::from_secs(10));
         }
         for threads in [1, 2] {
             set_num_threads(threads);
             let blocks = size.blocks();
             group.bench_function(format!("autograd/{threads}T"), |b| {
                 b.iter(|| black_box(autograd_step(&blocks, &x, &y, 0.01)))
+            });
+            let mut manual = manual_blocks(&size.blocks());
+            group.bench_function(format!("manual/{threads}T"), |b| {
+                b.iter(|| black_box(manual_step(&mut manual, &x, &y, 0.01)))
             });
         }
         group.finish();

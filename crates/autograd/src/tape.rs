@@ -116,7 +116,7 @@ impl<T: Element> Tape<T> {
         let id = self.push(
             Op::Leaf,
             Inputs::new(),
-            value.shape().into(),
+            Shape::from_slice(value.shape()),
             Caller::here(),
         );
         self.inspect_value(id, &value, Vec::new);
@@ -254,9 +254,12 @@ impl<T: Element> Tape<T> {
         value: Tensor<T>,
         op: impl FnOnce() -> Op<T>,
     ) -> Var<'_, T> {
-        let ids: Inputs = inputs.iter().map(|v| v.id).collect();
-        let id = if self.recording.get() && ids.iter().any(Option::is_some) {
-            let id = self.push(op(), ids, value.shape().into(), Caller::here());
+        let id = if self.recording.get() && inputs.iter().any(|v| v.id.is_some()) {
+            let mut ids = Inputs::new();
+            for v in inputs {
+                ids.push(v.id);
+            }
+            let id = self.push(op(), ids, Shape::from_slice(value.shape()), Caller::here());
             self.inspect_value(id, &value, || {
                 inputs.iter().map(|v| Some(v.shape().into())).collect()
             });
@@ -377,9 +380,6 @@ impl<'a, T: Element, L: Lift<T>> Sweep<'a, T, L> {
             };
             op.vjp(g, &mut cx);
             cx.sends
-                .into_iter()
-                .filter_map(|(k, v)| inputs[k].map(|id| (id, v)))
-                .collect()
         })
     }
 
@@ -486,10 +486,11 @@ impl<T: Element, L: Lift<T>> Vjp<'_, T, L> {
     pub fn output(&self, value: &Tensor<T>) -> L::V {
         self.lift.lift(Some(self.id), value)
     }
-    /// Sends input `k` its contribution ∂L/∂input (its shape).
+    /// Sends input `k` its contribution ∂L/∂input (its shape); kept as (input node,
+    /// contribution), nothing for an untracked input.
     pub fn send(&mut self, k: usize, contribution: L::V) {
-        if self.needs(k) {
-            self.sends.push((k, contribution));
+        if let Some(Some(id)) = self.inputs.get(k) {
+            self.sends.push((*id, contribution));
         }
     }
 }
