@@ -13,6 +13,8 @@
 //!   [`Dropout`], [`Sequential`], [`Stack`]; losses in [`loss`], optimizers in [`optim`],
 //!   initialisation in [`init`], the tutorial's network builder in [`builder`], parameter
 //!   files (safetensors) in [`io`].
+//! - Images: [`Conv2d`], [`MaxPool2d`], [`AvgPool2d`], [`GlobalAvgPool`], [`Flatten`], and
+//!   the ResNet [`BasicConvBlock`] (identity or [`ConvProjection`] shortcut).
 //! - [`manual`]: the same layers with hand-written `backward`, using plain tensor kernels
 //!   only, and [`crosscheck`]: run both on the same parameters and report, layer by layer,
 //!   where they disagree.
@@ -27,6 +29,8 @@ pub mod activation;
 pub mod analysis;
 pub mod buffer;
 pub mod builder;
+pub mod conv;
+pub mod conv_block;
 pub mod crosscheck;
 pub mod data;
 pub mod dropout;
@@ -39,6 +43,7 @@ pub mod module;
 pub mod norm;
 pub mod optim;
 pub mod param;
+pub mod pool;
 pub mod residual;
 pub mod residual_variants;
 pub mod sequential;
@@ -48,6 +53,8 @@ pub use activation::{Activation, Gelu, LeakyRelu, Relu, Sigmoid, Tanh};
 pub use autograd;
 pub use buffer::Buffer;
 pub use builder::{Architecture, HiddenUnit, Mlp, MlpConfig};
+pub use conv::Conv2d;
+pub use conv_block::{BasicConvBlock, ConvProjection};
 pub use dropout::{Dropout, StochasticDepth};
 pub use init::{Fan, Init};
 pub use io::IoError;
@@ -56,6 +63,7 @@ pub use module::{Ctx, Module, prefixed};
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, LayerNorm, NormLayer, Normalization};
 pub use optim::{Adam, AdamW, Optimizer, Sgd, clip_grad_norm};
 pub use param::{Param, ParamGrads};
+pub use pool::{AvgPool2d, Flatten, GlobalAvgPool, MaxPool2d};
 pub use residual::{ProjectionBlock, ResidualBlock, ResidualUnit};
 pub use residual_variants::{PreActBlock, Residual};
 pub use sequential::Sequential;

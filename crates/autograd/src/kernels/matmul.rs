@@ -53,6 +53,18 @@ pub(crate) fn gemm<T: Element>(
     out: &mut [T],
     accumulate: bool,
 ) {
+    gemm_threads(a, b, out, accumulate, num_threads());
+}
+
+/// [`gemm`] on at most `threads` threads (1: on the calling thread only, for callers that
+/// already run several products in parallel).
+pub(crate) fn gemm_threads<T: Element>(
+    a: Operand<'_, T>,
+    b: Operand<'_, T>,
+    out: &mut [T],
+    accumulate: bool,
+    threads: usize,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(k, b.rows, "gemm: inner dimensions");
     assert_eq!(out.len(), m * n, "gemm: output length");
@@ -69,7 +81,6 @@ pub(crate) fn gemm<T: Element>(
         }
         return;
     }
-    let threads = num_threads();
     let parallelism = if threads > 1 && m * n * k >= PARALLEL_MIN_WORK {
         gemm::Parallelism::Rayon(threads)
     } else {

@@ -1,5 +1,7 @@
-//! Numeric kernels on plain slices: GEMM and strided loops. Nothing here knows the tape.
+//! Numeric kernels on plain slices: GEMM, strided loops and im2col. Nothing here knows the
+//! tape.
 
+pub(crate) mod conv;
 pub(crate) mod matmul;
 pub(crate) mod strided;
 

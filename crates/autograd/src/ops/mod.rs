@@ -12,6 +12,7 @@
 //! which records the backward pass itself and gives gradients of gradients.
 
 pub(crate) mod binary;
+pub(crate) mod conv;
 pub(crate) mod matmul;
 pub(crate) mod movement;
 pub(crate) mod reduce;
@@ -19,12 +20,14 @@ pub(crate) mod softmax;
 pub(crate) mod unary;
 
 use crate::element::Element;
+use crate::kernels::conv::Conv2dGeometry;
 use crate::shape::Shape;
 use crate::tape::{Lift, Var, Vjp};
 use crate::tensor::Tensor;
 use std::sync::Arc;
 
 pub(crate) use binary::BinaryOp;
+pub(crate) use conv::ConvOp;
 pub(crate) use matmul::MatMulOp;
 pub(crate) use movement::MovementOp;
 pub(crate) use reduce::ReduceOp;
@@ -48,6 +51,8 @@ pub(crate) enum Op<T> {
     Movement(MovementOp),
     /// Softmax and log-softmax.
     Softmax(SoftmaxOp<T>),
+    /// 2-d convolution, its two adjoints, and max pooling.
+    Conv(ConvOp<T>),
 }
 
 impl<T: Element> Op<T> {
@@ -61,6 +66,7 @@ impl<T: Element> Op<T> {
             Op::Reduce(op) => op.name(),
             Op::Movement(op) => op.name(),
             Op::Softmax(op) => op.name(),
+            Op::Conv(op) => op.name(),
         }
     }
 
@@ -75,6 +81,7 @@ impl<T: Element> Op<T> {
             Op::Reduce(op) => op.saved_bytes(),
             Op::Movement(op) => op.saved_bytes(),
             Op::Softmax(op) => bytes(op.saved()),
+            Op::Conv(op) => op.saved_bytes(),
         }
     }
 
@@ -88,6 +95,7 @@ impl<T: Element> Op<T> {
             Op::Reduce(op) => op.vjp(g, cx),
             Op::Movement(op) => op.vjp(g, cx),
             Op::Softmax(op) => op.vjp(g, cx),
+            Op::Conv(op) => op.vjp(g, cx),
         }
     }
 }
@@ -129,6 +137,12 @@ pub(crate) trait Algebra<T: Element>: Clone {
     fn gather(&self, axis: usize, index: &Tensor<usize>) -> Self;
     /// Adds into zeros of `shape` at `index` along `axis` (gather's adjoint).
     fn scatter_add(&self, axis: usize, index: &Tensor<usize>, shape: &[usize]) -> Self;
+    /// `self ⋆ w`: a 2-d convolution without bias, `self` the input.
+    fn conv_forward(&self, w: &Self, geom: &Conv2dGeometry) -> Self;
+    /// The convolution's adjoint in its input, `self` the output gradient.
+    fn conv_input_grad(&self, w: &Self, geom: &Conv2dGeometry) -> Self;
+    /// The convolution's adjoint in its weight, `self` the output gradient.
+    fn conv_weight_grad(&self, x: &Self, geom: &Conv2dGeometry) -> Self;
 }
 
 impl<T: Element> Algebra<T> for Tensor<T> {
@@ -217,6 +231,15 @@ impl<T: Element> Algebra<T> for Tensor<T> {
     fn scatter_add(&self, axis: usize, index: &Tensor<usize>, shape: &[usize]) -> Self {
         movement::scatter_add(self, axis, index, shape)
     }
+    fn conv_forward(&self, w: &Self, geom: &Conv2dGeometry) -> Self {
+        conv::conv2d(self, w, None, geom)
+    }
+    fn conv_input_grad(&self, w: &Self, geom: &Conv2dGeometry) -> Self {
+        conv::conv2d_input_grad(self, w, geom)
+    }
+    fn conv_weight_grad(&self, x: &Self, geom: &Conv2dGeometry) -> Self {
+        conv::conv2d_weight_grad(self, x, geom)
+    }
 }
 
 impl<'t, T: Element> Algebra<T> for Var<'t, T> {
@@ -294,5 +317,14 @@ impl<'t, T: Element> Algebra<T> for Var<'t, T> {
     }
     fn scatter_add(&self, axis: usize, index: &Tensor<usize>, shape: &[usize]) -> Self {
         movement::var_scatter_add(self, axis, index, shape)
+    }
+    fn conv_forward(&self, w: &Self, geom: &Conv2dGeometry) -> Self {
+        conv::var_conv2d(self, w, None, geom)
+    }
+    fn conv_input_grad(&self, w: &Self, geom: &Conv2dGeometry) -> Self {
+        conv::var_conv2d_input_grad(self, w, geom)
+    }
+    fn conv_weight_grad(&self, x: &Self, geom: &Conv2dGeometry) -> Self {
+        conv::var_conv2d_weight_grad(self, x, geom)
     }
 }

@@ -1,0 +1,154 @@
+//! Pooling and flattening layers (no parameters): `MaxPool2d`, `AvgPool2d`,
+//! `GlobalAvgPool`, `Flatten`.
+
+use crate::module::{Ctx, Module};
+use crate::param::Param;
+use autograd::{Element, Result, Var};
+
+/// Max pooling over `[N, C, H, W]`: the largest value of each `kernel` window, windows
+/// moved by `stride`; the gradient goes to each window's arg-max.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaxPool2d {
+    /// Window size (height, width).
+    pub kernel: (usize, usize),
+    /// Step between windows (height, width).
+    pub stride: (usize, usize),
+    /// Padding on each side, never chosen as a maximum; at most half the kernel.
+    pub padding: (usize, usize),
+}
+
+impl MaxPool2d {
+    /// Windows of `kernel` moved by `stride`, no padding.
+    pub fn new(kernel: (usize, usize), stride: (usize, usize)) -> Self {
+        MaxPool2d {
+            kernel,
+            stride,
+            padding: (0, 0),
+        }
+    }
+
+    /// The same pooling with padding (e.g. ResNet's stem: 3×3, stride 2, padding 1).
+    pub fn with_padding(mut self, padding: (usize, usize)) -> Self {
+        self.padding = padding;
+        self
+    }
+
+    /// The forward pass, with shape errors returned.
+    #[track_caller]
+    pub fn try_forward<'t, T: Element>(&self, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        x.try_max_pool2d(self.kernel, self.stride, self.padding)
+    }
+}
+
+impl<T: Element> Module<T> for MaxPool2d {
+    /// # Panics
+    /// Where [`MaxPool2d::try_forward`] returns an error, with its message.
+    #[track_caller]
+    fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
+        self.try_forward(x).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
+        Vec::new()
+    }
+}
+
+/// Average pooling over `[N, C, H, W]`: the mean of each `kernel` window, windows moved by
+/// `stride`; zero padding counts in the mean (PyTorch's default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AvgPool2d {
+    /// Window size (height, width).
+    pub kernel: (usize, usize),
+    /// Step between windows (height, width).
+    pub stride: (usize, usize),
+    /// Zero padding on each side; at most half the kernel.
+    pub padding: (usize, usize),
+}
+
+impl AvgPool2d {
+    /// Windows of `kernel` moved by `stride`, no padding.
+    pub fn new(kernel: (usize, usize), stride: (usize, usize)) -> Self {
+        AvgPool2d {
+            kernel,
+            stride,
+            padding: (0, 0),
+        }
+    }
+
+    /// The same pooling with zero padding.
+    pub fn with_padding(mut self, padding: (usize, usize)) -> Self {
+        self.padding = padding;
+        self
+    }
+
+    /// The forward pass, with shape errors returned.
+    #[track_caller]
+    pub fn try_forward<'t, T: Element>(&self, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        x.try_avg_pool2d(self.kernel, self.stride, self.padding)
+    }
+}
+
+impl<T: Element> Module<T> for AvgPool2d {
+    /// # Panics
+    /// Where [`AvgPool2d::try_forward`] returns an error, with its message.
+    #[track_caller]
+    fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
+        self.try_forward(x).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
+        Vec::new()
+    }
+}
+
+/// The mean of each channel, `[N, C, H, W] → [N, C]`: the head of a ResNet, before its
+/// `Linear` classifier.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GlobalAvgPool;
+
+impl<T: Element> Module<T> for GlobalAvgPool {
+    /// # Panics
+    /// If the input is not of rank 4.
+    #[track_caller]
+    fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
+        x.global_avg_pool2d()
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
+        Vec::new()
+    }
+}
+
+/// Keeps the first axis and flattens the rest: `[N, d₁, …, dₖ] → [N, d₁·…·dₖ]` (a
+/// reshape: no copy).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flatten;
+
+impl Flatten {
+    /// The forward pass; an error for a 0-d input.
+    #[track_caller]
+    pub fn try_forward<'t, T: Element>(&self, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        match x.shape().split_first() {
+            Some((&n, rest)) => x.try_reshape(&[n, rest.iter().product()]),
+            None => Err(autograd::Error::Rank {
+                op: "flatten",
+                expected: "rank 1 or more",
+                got: x.shape().into(),
+                at: autograd::Caller::here(),
+            }),
+        }
+    }
+}
+
+impl<T: Element> Module<T> for Flatten {
+    /// # Panics
+    /// If the input is 0-d.
+    #[track_caller]
+    fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
+        self.try_forward(x).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
+        Vec::new()
+    }
+}
