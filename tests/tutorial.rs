@@ -239,3 +239,28 @@ fn ch08_a_skip_connection_saves_nothing_on_the_tape() {
         assert!(c.plain_tape.by_op.iter().all(|(op, _, _)| op != "add"));
     }
 }
+
+#[test]
+fn ch07_mismatched_shapes_are_refused_and_projections_fix_them() {
+    use tutorial::ch07_shapes::{Config, Cut, run};
+    let c = Config::smoke();
+    let r = run(&c, &quiet());
+    // The add of a widened branch and its input is refused with both shapes named.
+    assert!(r.mismatch_error.contains("add") && r.mismatch_error.contains("[4, 32]"));
+    assert!(r.lone_cut_error.contains("add"), "{}", r.lone_cut_error);
+    // The Linear projection's tape gradients match the hand-written backward.
+    assert!(r.linear_projection_max_rel < 1e-12);
+    // The image block halves the resolution and doubles the channels; both paths carry
+    // gradient back to x.
+    assert_eq!(r.conv_block.1, vec![2, 16, 8, 8]);
+    assert!(r.conv_shares.0 > 0.0 && r.conv_shares.1 > 0.0);
+    // Pruning: fewer parameters the narrower the cut; unpruned = kept at full width.
+    for cut in [Cut::Hourglass, Cut::Stream] {
+        let nets = r.cut(cut);
+        assert!(nets.windows(2).all(|w| w[1].parameters < w[0].parameters));
+        assert_eq!(nets[0].parameters, r.unpruned_parameters);
+    }
+    // At equal width, hourglass pruning keeps more parameters than cutting the stream.
+    let (h, s) = (r.cut(Cut::Hourglass), r.cut(Cut::Stream));
+    assert!(h.last().unwrap().parameters > s.last().unwrap().parameters);
+}

@@ -29,6 +29,7 @@ pub mod ch03_block;
 pub mod ch04_shortcuts;
 pub mod ch05_degradation;
 pub mod ch06_unraveled;
+pub mod ch07_shapes;
 pub mod ch08_cost;
 pub mod ch09_variants;
 pub mod ch10_manual;

@@ -100,6 +100,8 @@ pub struct Panel {
     pub notes: Vec<(f64, f64, String)>,
     /// Whether to draw axes, ticks and grid (off for diagrams).
     pub axes: bool,
+    /// Extra room above the data, as a fraction of the vertical range (for a legend).
+    pub headroom: f64,
 }
 
 impl Panel {
@@ -119,7 +121,14 @@ impl Panel {
             legend: Legend::Auto,
             notes: Vec::new(),
             axes: true,
+            headroom: 0.0,
         }
+    }
+
+    /// Leaves `fraction` of the vertical range free above the data, where the legend goes.
+    pub fn headroom(mut self, fraction: f64) -> Self {
+        self.headroom = fraction.max(0.0);
+        self
     }
 
     /// Adds a text note centred at `(x, y)`.
@@ -292,10 +301,13 @@ fn log_tick_label(e: f64) -> String {
             _ => format!("1e{k}"),
         }
     } else {
+        // Two significant digits: 10^3.2 = 1584.9 is labelled 1600.
         let v = 10f64.powf(e);
-        let digits = (1 - v.log10().floor() as i32).max(0) as usize;
+        let magnitude = v.log10().floor() as i32;
+        let rounded = (v / 10f64.powi(magnitude - 1)).round() * 10f64.powi(magnitude - 1);
         if (1e-3..1e5).contains(&v) {
-            format!("{v:.digits$}")
+            let digits = (1 - magnitude).max(0) as usize;
+            format!("{rounded:.digits$}")
         } else {
             format!("{v:.1e}")
         }
@@ -371,6 +383,7 @@ fn draw_panel(
 ) -> DrawResult {
     let x = panel.range(panel.x_scale, |p| p.0);
     let y = panel.range(panel.y_scale, |p| p.1);
+    let y = y.start..y.end + panel.headroom * (y.end - y.start);
     let (x_area, y_area) = if panel.axes { (42, 62) } else { (0, 0) };
     let mut chart = ChartBuilder::on(area)
         .caption(&panel.title, ("sans-serif", 18))
@@ -533,6 +546,8 @@ mod tests {
         assert_eq!(log_tick_label(-5.0), "1e-5");
         assert_eq!(log_tick_label(2.0), "100");
         assert_eq!(log_tick_label(-2.0), "0.01");
+        assert_eq!(log_tick_label(3.2), "1600");
+        assert_eq!(log_tick_label(-0.5), "0.32");
         // The point at y = 0 cannot be drawn on the log axis, so x spans 1..2 (padded).
         let lin = p.range(Scale::Linear, |p| p.0);
         assert!(lin.start > 0.5 && lin.start < 1.0 && lin.end > 2.0);
