@@ -124,18 +124,27 @@ fn ch05_plain_nets_degrade_with_depth_residual_nets_do_not() {
 }
 
 #[test]
-fn every_chapter_lays_out_a_page_at_smoke_size() {
-    // The cheap chapters run whole; their pages have prose and at least a table or code.
-    for chapter in tutorial::chapters()
-        .iter()
-        .filter(|c| [1, 2, 4].contains(&c.number))
-    {
+fn the_tour_lists_every_chapter_in_order_and_pages_render() {
+    let chapters = tutorial::chapters();
+    let numbers: Vec<usize> = chapters.iter().map(|c| c.number).collect();
+    assert_eq!(numbers, (1..=10).collect::<Vec<_>>());
+    for chapter in &chapters {
+        assert!(chapter.slug.starts_with(&format!("{:02}_", chapter.number)));
+    }
+    // The cheap chapters run whole; their pages render as text and as Markdown.
+    for chapter in chapters.iter().filter(|c| [1, 2, 4].contains(&c.number)) {
         let page = (chapter.page)(Size::Smoke, &quiet());
         assert_eq!(page.number, chapter.number);
         let text = page.to_text("figures");
         assert!(text.contains(chapter.title), "{text}");
         let markdown = page.to_markdown("figures");
         assert!(markdown.starts_with(&format!("# Chapter {}", chapter.number)));
+        for figure in page.figures() {
+            let svg = figure.to_svg().unwrap();
+            // Text is escaped for XML (an apostrophe becomes &apos;).
+            let title = figure.panels[0].title.replace('\'', "&apos;");
+            assert!(svg.starts_with("<svg") && svg.contains(&title), "{title}");
+        }
     }
 }
 

@@ -64,7 +64,13 @@ pub fn chapters() -> Vec<Chapter> {
     vec![
         ch01_tape::CHAPTER,
         ch02_depth::CHAPTER,
+        ch03_block::CHAPTER,
         ch04_shortcuts::CHAPTER,
         ch05_degradation::CHAPTER,
+        ch06_unraveled::CHAPTER,
+        ch07_shapes::CHAPTER,
+        ch08_cost::CHAPTER,
+        ch09_variants::CHAPTER,
+        ch10_manual::CHAPTER,
     ]
 }
