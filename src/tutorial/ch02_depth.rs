@@ -228,16 +228,17 @@ impl DepthChapter {
         page.prose(format!(
             "At depth {deepest}, sigmoid with Xavier initialisation delivers {} of the last \
              layer's gradient to the first — its derivative is at most ¼, so every layer shrinks \
-             the gradient; the naive start is no better ({}). ReLU with the naive N(0, {}) \
-             start explodes in the forward pass instead: each layer multiplies the signal by \
-             about σ·√(width/2) = {}, and the last hidden layer has an rms of {}; every \
-             gradient is as large. He initialisation is the cure for ReLU: the signal keeps its \
+             the gradient; from the naive start it vanishes too ({}). ReLU with the naive \
+             N(0, {}) start explodes in the forward pass instead: each layer multiplies the \
+             signal by about σ·√(width/2) = {}, the last hidden layer has an rms of {}, and the \
+             gradients are as large (‖∂L/∂θ₁‖ = {}). He initialisation is the cure for ReLU: the signal keeps its \
              scale (rms {}) and the per-layer gradients stay within a factor {} of each other.",
             sig(ratio(Activation::Sigmoid, Remedy::Scaled), 2),
             sig(ratio(Activation::Sigmoid, Remedy::Naive), 2),
             c.naive_std * c.naive_std,
             sig(c.naive_std * (c.width as f64 / 2.0).sqrt(), 2),
             sig(*relu_naive.profile.state_rms.last().unwrap_or(&f64::NAN), 2),
+            sig(relu_naive.profile.unit_grad_norms[0], 2),
             sig(*relu_he.profile.state_rms.last().unwrap_or(&f64::NAN), 2),
             sig(relu_he.profile.spread(), 2),
         ));

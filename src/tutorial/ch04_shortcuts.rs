@@ -194,13 +194,14 @@ impl ShortcutChapter {
         page.prose(format!(
             "First, a warning the notebook does not give. Its block stacked as it is — He \
              initialisation, s = 1, ReLU after the sum — blows up with depth: each block adds \
-             a branch output of about the size of its input, so the signal roughly doubles \
-             in variance per block. At {deepest} blocks the last representation has an rms of \
-             {} and the first block's gradient norm is {}. Gradients do not vanish — they \
+             a branch output of about the size of its input, so the signal's variance grows \
+             by a constant factor per block (measured: ×{} per block). At {deepest} blocks the \
+             last representation has an rms of {} and the first block's gradient norm is {}. Gradients do not vanish — they \
              explode. The standard cures make each block start close to the identity: scale \
              the branch by s = 1/√L (so L blocks add up to a variance of order 1), initialise \
              the branch's last layer to zero (every block starts as σ(h)), or normalise inside \
              the branch.",
+            sig(notebook.variance_growth(), 3),
             sig(*notebook.state_rms.last().unwrap_or(&f64::NAN), 2),
             sig(notebook.unit_grad_norms[0], 2),
         ));

@@ -238,6 +238,8 @@ impl DegradationChapter {
     pub fn page(&self) -> Page {
         let c = &self.config;
         let (shallow, deep) = (self.shallowest(), self.deepest());
+        let residual_keeps_up = self.final_loss(Kind::Residual, deep)
+            <= self.final_loss(Kind::Residual, shallow) + 0.05;
         let mut page = Page::new(CHAPTER.number, CHAPTER.title);
         page.prose(format!(
             "More layers can represent more, so a deeper network should fit its training set at \
@@ -246,7 +248,7 @@ impl DegradationChapter {
              not overfitting but failed optimisation (He et al., 2016, call it degradation). We \
              train plain networks (Linear → ReLU per hidden layer) and residual networks \
              (blocks ReLU(F(h)/√L + h), F = Linear → ReLU → Linear) of depth {} on the {} points \
-             of two spirals, width {}, He initialisation, {} full-batch steps of {}, {} seed(s) \
+             of two spirals, width {}, He initialisation, {} full-batch steps of {}, {} seeds \
              each. The chance level of the cross-entropy is ln 2 = {:.3}.",
             c.depths
                 .iter()
@@ -292,16 +294,53 @@ impl DegradationChapter {
             c.optimizer.describe()
         ));
         page.table(table);
+        let by_depth = |kind: Kind, opt: OptimizerKind| {
+            c.depths
+                .iter()
+                .map(|&d| {
+                    format!(
+                        "{} at depth {d}",
+                        sig(self.final_loss_with(kind, d, opt), 2)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let chance = std::f64::consts::LN_2;
+        let stuck = |kind: Kind, opt: OptimizerKind| -> Vec<usize> {
+            c.depths
+                .iter()
+                .copied()
+                .filter(|&d| self.final_loss_with(kind, d, opt) > 0.9 * chance)
+                .collect()
+        };
+        let list = |depths: &[usize]| {
+            depths
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" and ")
+        };
+        let plain_stuck = stuck(Kind::Plain, c.optimizer);
         page.prose(format!(
-            "The plain network's loss rises with depth: {} at depth {shallow}, {} at depth \
-             {deep} — the deep plain network barely leaves the chance level, although it \
-             contains every function the shallow one computes. The residual networks reach {} \
-             and {}: depth costs them nothing. The shortcut gives every block the identity for \
-             free, and the gradient a path around every branch.",
-            sig(self.final_loss(Kind::Plain, shallow), 2),
-            sig(self.final_loss(Kind::Plain, deep), 2),
-            sig(self.final_loss(Kind::Residual, shallow), 2),
-            sig(self.final_loss(Kind::Residual, deep), 2),
+            "The plain network's final loss: {}.{} The residual networks: {}. {}",
+            by_depth(Kind::Plain, c.optimizer),
+            if plain_stuck.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " At depth {} it ends at the chance level, although it contains every \
+                     function the shallow one computes.",
+                    list(&plain_stuck)
+                )
+            },
+            by_depth(Kind::Residual, c.optimizer),
+            if residual_keeps_up {
+                "Depth costs them nothing: the shortcut gives every block the identity for free, \
+                 and the gradient a path around every branch."
+            } else {
+                "The deepest residual network ends worse than the shallowest here too."
+            },
         ));
         if let Some(adam) = c.contrast {
             let mut t = Table::new(["network", "depth", "final loss", "accuracy"]);
@@ -319,17 +358,44 @@ impl DegradationChapter {
                 }
             }
             page.prose(format!(
-                "The same networks trained with {} instead. Adam rescales each parameter's step \
-                 by its own gradient history, which undoes much of the depth-dependent scale of \
-                 the plain network's gradients:",
-                adam.describe()
+                "The same networks trained with {} instead ({}). Adam divides each \
+                 parameter's step by a running estimate of its gradient's size, which undoes \
+                 much of the depth-dependent scale of the plain network's gradients:",
+                adam.describe(),
+                match c.contrast_seeds {
+                    1 => format!("seed {} only", c.seeds.first().copied().unwrap_or(0)),
+                    n => format!("median over {n} seeds"),
+                },
             ));
             page.table(t);
-            page.prose(
-                "Degradation is a statement about an optimiser and a budget, not a hard limit: \
-                 an adaptive optimiser gets further with the plain chain. The residual network \
-                 trains well with either — plain SGD is enough for it.",
-            );
+            let adam_stuck = stuck(Kind::Plain, adam);
+            let rescued: Vec<usize> = plain_stuck
+                .iter()
+                .copied()
+                .filter(|d| !adam_stuck.contains(d))
+                .collect();
+            page.prose(format!(
+                "Degradation is a statement about an optimiser and a budget, not a hard limit. \
+                 {}{} The residual network trains with either; plain SGD is enough for it.",
+                if rescued.is_empty() {
+                    "Adam does not rescue the plain networks that SGD left at chance.".to_string()
+                } else {
+                    format!(
+                        "Adam fits the plain network of depth {} that SGD left at chance.",
+                        list(&rescued)
+                    )
+                },
+                if adam_stuck.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " At depth {} even Adam leaves the plain network at the chance level \
+                         within {} steps.",
+                        list(&adam_stuck),
+                        c.steps
+                    )
+                },
+            ));
         }
         page.figure(self.figure());
         page

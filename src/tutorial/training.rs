@@ -65,6 +65,17 @@ impl GradientProfile {
         }
     }
 
+    /// The factor by which the signal's mean square grows per hidden unit, on average:
+    /// (rms(h_depth) / rms(h₀))^(2/depth).
+    pub fn variance_growth(&self) -> f64 {
+        match (self.state_rms.first(), self.state_rms.last()) {
+            (Some(first), Some(last)) if self.state_rms.len() > 1 => {
+                (last / first).powf(2.0 / (self.state_rms.len() - 1) as f64)
+            }
+            _ => f64::NAN,
+        }
+    }
+
     /// ‖∂L/∂θ₁‖ / ‖∂L/∂θ_depth‖: below 1 the gradient shrinks towards the input (vanishes),
     /// above 1 it grows (explodes).
     pub fn first_over_last(&self) -> f64 {
