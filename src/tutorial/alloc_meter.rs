@@ -2,10 +2,17 @@
 //!
 //! The tutorial's examples install [`CountingAllocator`] as their global allocator:
 //!
-//! ```ignore
+//! ```
+//! use wengert::tutorial::alloc_meter::{CountingAllocator, peak_bytes};
+//!
 //! #[global_allocator]
-//! static ALLOCATOR: wengert::tutorial::alloc_meter::CountingAllocator =
-//!     wengert::tutorial::alloc_meter::CountingAllocator;
+//! static ALLOCATOR: CountingAllocator = CountingAllocator;
+//!
+//! fn main() {
+//!     let (len, peak) = peak_bytes(|| vec![0u8; 1 << 20].len());
+//!     assert_eq!(len, 1 << 20);
+//!     assert!(peak.unwrap() >= 1 << 20); // the megabyte was live at the peak
+//! }
 //! ```
 //!
 //! [`peak_bytes`] then reports the most bytes live at once while a closure ran, above what

@@ -13,7 +13,6 @@
 //! cargo run --release --example tour            # every chapter, figures in target/tutorial
 //! cargo run --release --example 05_degradation  # one chapter
 //! ```
-#![allow(clippy::too_many_lines)]
 
 pub mod alloc_meter;
 pub mod cli;
