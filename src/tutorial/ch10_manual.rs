@@ -192,9 +192,11 @@ impl ManualChapter {
              the project's standard workload (WORKLOADS.md, resmlp-step: N of the notebook's \
              blocks of width D on a batch of B rows, MSE loss, SGD with lr 0.01, f32, \
              closed-form initialisation) both ways — backward from the tape, and the notebook's \
-             hand-written backward (nn::manual, the same matrix kernels, no tape) — on {} \
-             thread(s).",
-            self.threads
+             hand-written backward (nn::manual, the same matrix kernels, no tape) — on {}.",
+            match self.threads {
+                1 => "one thread".to_string(),
+                n => format!("{n} threads"),
+            }
         ));
         let mut t = Table::new([
             "size",
@@ -302,23 +304,31 @@ impl ManualChapter {
             .iter()
             .filter_map(|c| Some(c.autograd_peak? as f64 / c.manual_peak? as f64))
             .collect();
+        let span = |lo: f64, hi: f64| {
+            if hi - lo <= 1e-3 * lo.abs() {
+                format!("{}×", sig(lo, 3))
+            } else {
+                format!("{}× to {}×", sig(lo, 3), sig(hi, 3))
+            }
+        };
         page.prose(format!(
-            "Across the sizes, a step with the tape takes {}× to {}× the time of the \
-             hand-written one{}. Both spend their time in the same matrix products; what the \
-             tape adds — a node per op, the saved state in its op's enum variant, a store of \
-             gradients — is a fixed cost per op, visible only when the matrices are small. \
-             (Wall-clock times on a shared 2-core machine vary by tens of percent between \
-             runs; regenerate them on yours.) Writing only the forward pass costs little, and \
-             the gradients are the same.",
-            sig(lo, 3),
-            sig(hi, 3),
+            "Across the sizes, a step with the tape takes {} the time of the hand-written \
+             one{}. Both spend their time in the same matrix products; what the tape adds — a \
+             node per op, the saved state in its op's enum variant, a store of gradients — is \
+             a fixed cost per op, visible only when the matrices are small. (Wall-clock times \
+             on a shared 2-core machine vary by tens of percent between runs; regenerate them \
+             on yours.) Writing only the forward pass costs little, and the gradients are the \
+             same.",
+            span(lo, hi),
             if peaks.is_empty() {
                 String::new()
             } else {
                 format!(
-                    ", and peaks at {}× to {}× its memory",
-                    sig(peaks.iter().copied().fold(f64::INFINITY, f64::min), 3),
-                    sig(peaks.iter().copied().fold(f64::NEG_INFINITY, f64::max), 3)
+                    ", and peaks at {} its memory",
+                    span(
+                        peaks.iter().copied().fold(f64::INFINITY, f64::min),
+                        peaks.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+                    )
                 )
             },
         ));

@@ -138,9 +138,11 @@ fn write_index(chapters: &[Chapter], times: &Table, docs: &Path) -> std::io::Res
     for c in chapters {
         let _ = writeln!(text, "{}. [{}]({}.md)", c.number, c.title, c.slug);
     }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let _ = write!(
         text,
-        "\nRun times of that run (2 cores, release build):\n\n{}",
+        "\nHow the pieces fit together: [design.md](../design.md); every op and its gradient: \
+         [ops.md](../ops.md).\n\nRun times of that run ({cores} cores, release build):\n\n{}",
         times.to_markdown()
     );
     std::fs::create_dir_all(docs)?;
