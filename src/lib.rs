@@ -4,4 +4,5 @@
 pub use autograd;
 pub use nn;
 
+pub mod tutorial;
 pub mod workloads;

@@ -1,0 +1,249 @@
+//! What several chapters share: the loss of a classifier, its gradient per hidden unit,
+//! and a full-batch training loop that records the loss curve.
+
+use super::Progress;
+use autograd::{Element, Tape, Tensor};
+use nn::data::Dataset;
+use nn::loss::{accuracy, cross_entropy};
+use nn::{Adam, Ctx, Mlp, Module, Optimizer, Sgd};
+
+/// The loss and accuracy of a classifier on a data set, in evaluation mode.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// Fraction of points classified correctly.
+    pub accuracy: f64,
+}
+
+/// Evaluates `net` on `data` (evaluation mode: batch norm uses its running statistics,
+/// dropout and stochastic depth are off).
+pub fn evaluate<T: Element>(net: &dyn Module<T>, data: &Dataset<T>) -> Evaluation {
+    let tape = Tape::new();
+    let cx = Ctx::eval(&tape);
+    tape.no_grad(|| {
+        let logits = net.forward(&cx, &cx.input(data.x.clone()));
+        Evaluation {
+            loss: cross_entropy(&logits, &data.labels)
+                .item()
+                .to_f64()
+                .unwrap_or(f64::NAN),
+            accuracy: accuracy(logits.value(), &data.labels),
+        }
+    })
+}
+
+/// The network's signal and gradients at one point, measured on one training-mode pass.
+#[derive(Clone, Debug)]
+pub struct GradientProfile {
+    /// The cross-entropy of the pass.
+    pub loss: f64,
+    /// ‖∂L/∂θᵢ‖ for each hidden unit i (all of its parameters together), first unit first.
+    pub unit_grad_norms: Vec<f64>,
+    /// Root mean square of the representation after the input layer (h₀) and after each
+    /// hidden unit (h₁ … h_depth).
+    pub state_rms: Vec<f64>,
+}
+
+impl GradientProfile {
+    /// Largest over smallest per-unit gradient norm (∞ if one is zero, NaN if any is).
+    pub fn spread(&self) -> f64 {
+        let max = self
+            .unit_grad_norms
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        let min = self
+            .unit_grad_norms
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min);
+        if self.unit_grad_norms.iter().any(|g| g.is_nan()) {
+            f64::NAN
+        } else {
+            max / min
+        }
+    }
+
+    /// The factor by which the signal's mean square grows per hidden unit, on average:
+    /// (rms(h_depth) / rms(h₀))^(2/depth).
+    pub fn variance_growth(&self) -> f64 {
+        match (self.state_rms.first(), self.state_rms.last()) {
+            (Some(first), Some(last)) if self.state_rms.len() > 1 => {
+                (last / first).powf(2.0 / (self.state_rms.len() - 1) as f64)
+            }
+            _ => f64::NAN,
+        }
+    }
+
+    /// ‖∂L/∂θ₁‖ / ‖∂L/∂θ_depth‖: below 1 the gradient shrinks towards the input (vanishes),
+    /// above 1 it grows (explodes).
+    pub fn first_over_last(&self) -> f64 {
+        match (self.unit_grad_norms.first(), self.unit_grad_norms.last()) {
+            (Some(first), Some(last)) => first / last,
+            _ => f64::NAN,
+        }
+    }
+}
+
+/// Root mean square of a tensor's entries.
+pub fn rms(t: &Tensor<f64>) -> f64 {
+    (t.data().iter().map(|x| x * x).sum::<f64>() / t.numel().max(1) as f64).sqrt()
+}
+
+/// One training-mode forward and backward pass of `net` on `data`: the per-unit gradient
+/// norms and the scale of every hidden representation.
+pub fn gradient_profile(net: &Mlp<f64>, data: &Dataset<f64>) -> GradientProfile {
+    let tape = Tape::new();
+    let cx = Ctx::train(&tape, 0);
+    let (logits, states) = net.forward_with_states(&cx, &cx.input(data.x.clone()));
+    let loss = cross_entropy(&logits, &data.labels);
+    let grads = cx.param_grads(&loss.backward());
+    let unit_grad_norms = (0..net.depth())
+        .map(|i| {
+            net.hidden_parameters(i)
+                .iter()
+                .map(|(_, p)| grads.wrt(p).norm().powi(2))
+                .sum::<f64>()
+                .sqrt()
+        })
+        .collect();
+    GradientProfile {
+        loss: loss.item(),
+        unit_grad_norms,
+        state_rms: states.iter().map(|h| rms(h.value())).collect(),
+    }
+}
+
+/// Which optimiser a training run uses.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum OptimizerKind {
+    /// SGD with momentum (PyTorch's rule).
+    Sgd {
+        /// Learning rate.
+        lr: f64,
+        /// Momentum μ.
+        momentum: f64,
+    },
+    /// Adam with PyTorch's defaults apart from the learning rate.
+    Adam {
+        /// Learning rate.
+        lr: f64,
+    },
+}
+
+impl OptimizerKind {
+    /// "SGD (lr 0.05, momentum 0.9)" or "Adam (lr 0.01)".
+    pub fn describe(&self) -> String {
+        match self {
+            OptimizerKind::Sgd { lr, momentum } => format!("SGD (lr {lr}, momentum {momentum})"),
+            OptimizerKind::Adam { lr } => format!("Adam (lr {lr})"),
+        }
+    }
+
+    fn build<T: Element>(&self, net: &dyn Module<T>) -> Box<dyn Optimizer<T>> {
+        match *self {
+            OptimizerKind::Sgd { lr, momentum } => {
+                Box::new(Sgd::new(net.parameters(), lr).momentum(momentum))
+            }
+            OptimizerKind::Adam { lr } => Box::new(Adam::new(net.parameters(), lr)),
+        }
+    }
+}
+
+/// The loss after every step of a training run, and the final evaluation.
+#[derive(Clone, Debug)]
+pub struct TrainingRun {
+    /// The training-mode loss of each step, before that step's update.
+    pub losses: Vec<f64>,
+    /// Evaluation-mode loss and accuracy on the training set after the last step.
+    pub last: Evaluation,
+}
+
+impl TrainingRun {
+    /// The loss curve as plot points `(step, loss)`.
+    pub fn curve(&self) -> Vec<(f64, f64)> {
+        self.losses
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| (i as f64, l))
+            .collect()
+    }
+
+    /// The loss curve averaged over windows of `window` steps, as plot points at each
+    /// window's last step (the noisy per-step loss of stochastic training, made readable).
+    pub fn smoothed_curve(&self, window: usize) -> Vec<(f64, f64)> {
+        let window = window.max(1);
+        self.losses
+            .chunks(window)
+            .enumerate()
+            .map(|(k, chunk)| {
+                let mean = chunk.iter().sum::<f64>() / chunk.len() as f64;
+                ((k * window + chunk.len()) as f64, mean)
+            })
+            .collect()
+    }
+
+    /// The mean of the last `k` training losses (a less noisy final value).
+    pub fn tail_mean(&self, k: usize) -> f64 {
+        let k = k.clamp(1, self.losses.len().max(1));
+        let tail = &self.losses[self.losses.len().saturating_sub(k)..];
+        tail.iter().sum::<f64>() / tail.len().max(1) as f64
+    }
+}
+
+/// Trains `net` on all of `data` at every step (full batch) for `steps` steps; step `k`
+/// runs in training mode with random seed `seed + k` (for dropout and stochastic depth).
+/// Prints a progress line every few seconds, labelled `label`.
+pub fn train<T: Element>(
+    net: &dyn Module<T>,
+    data: &Dataset<T>,
+    optimizer: OptimizerKind,
+    steps: usize,
+    seed: u64,
+    progress: &Progress,
+    label: &str,
+) -> TrainingRun {
+    train_observed(
+        net,
+        data,
+        optimizer,
+        steps,
+        seed,
+        progress,
+        label,
+        &mut |_| {},
+    )
+}
+
+/// [`train`], calling `observe(k)` after the update of step `k` (1-based), e.g. to evaluate
+/// on a test set along the way.
+#[allow(clippy::too_many_arguments)]
+pub fn train_observed<T: Element>(
+    net: &dyn Module<T>,
+    data: &Dataset<T>,
+    optimizer: OptimizerKind,
+    steps: usize,
+    seed: u64,
+    progress: &Progress,
+    label: &str,
+    observe: &mut dyn FnMut(usize),
+) -> TrainingRun {
+    let mut opt = optimizer.build(net);
+    let mut losses = Vec::with_capacity(steps);
+    for step in 0..steps {
+        let tape = Tape::new();
+        let cx = Ctx::train(&tape, seed.wrapping_add(step as u64));
+        let logits = net.forward(&cx, &cx.input(data.x.clone()));
+        let loss = cross_entropy(&logits, &data.labels);
+        let value = loss.item().to_f64().unwrap_or(f64::NAN);
+        losses.push(value);
+        opt.step(&cx.param_grads(&loss.backward()));
+        progress.tick(|| format!("{label}: step {}/{steps}, loss {value:.4}", step + 1));
+        observe(step + 1);
+    }
+    TrainingRun {
+        losses,
+        last: evaluate(net, data),
+    }
+}
