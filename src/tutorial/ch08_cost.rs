@@ -8,7 +8,7 @@
 use super::alloc_meter::{human, peak_bytes};
 use super::page::{Page, Table, sig};
 use super::plot::{Figure, Panel, Series, Style};
-use super::timing::{human_seconds, median_seconds};
+use super::timing::{human_seconds, median_seconds, median_seconds_alternating};
 use super::{Chapter, Progress, Size};
 use crate::workloads::{ResMlp, autograd_step};
 use autograd::{Tape, Tensor, Var};
@@ -33,7 +33,7 @@ impl Config {
     /// The tour's sizes: S, M and L of WORKLOADS.md.
     pub fn full() -> Self {
         Config {
-            sizes: vec![(ResMlp::S, 200), (ResMlp::M, 20), (ResMlp::L, 3)],
+            sizes: vec![(ResMlp::S, 200), (ResMlp::M, 20), (ResMlp::L, 5)],
         }
     }
 
@@ -204,13 +204,14 @@ fn measure(size: ResMlp, reps: usize, progress: &Progress) -> Cost {
     progress.say(&format!("size {}: timing {reps} steps each way", size.name));
     let residual_blocks = size.blocks();
     let plain_blocks = size.blocks();
-    let step_seconds = (
-        median_seconds(reps, || {
+    let step_seconds = median_seconds_alternating(
+        reps,
+        || {
             step(&residual_blocks, Wiring::Residual, &x, &y);
-        }),
-        median_seconds(reps, || {
+        },
+        || {
             step(&plain_blocks, Wiring::Plain, &x, &y);
-        }),
+        },
     );
     let other = Tensor::<f32>::ones(&[size.batch, size.width]);
     let add_seconds = median_seconds(reps, || {

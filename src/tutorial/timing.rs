@@ -27,3 +27,29 @@ pub fn human_seconds(s: f64) -> String {
         format!("{s:.2} s")
     }
 }
+
+/// Median durations in seconds of `f` and `g`, timed alternately — f, g, f, g, … after one
+/// warm-up run of each — so that both see the same load on a shared machine.
+pub fn median_seconds_alternating(
+    reps: usize,
+    mut f: impl FnMut(),
+    mut g: impl FnMut(),
+) -> (f64, f64) {
+    f();
+    g();
+    let time = |h: &mut dyn FnMut()| {
+        let start = Instant::now();
+        h();
+        start.elapsed().as_secs_f64()
+    };
+    let (mut tf, mut tg) = (Vec::new(), Vec::new());
+    for _ in 0..reps.max(1) {
+        tf.push(time(&mut f));
+        tg.push(time(&mut g));
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    (median(tf), median(tg))
+}
