@@ -16,7 +16,12 @@ pub fn set_num_threads(n: usize) {
 /// How many threads the matrix kernels may use.
 pub fn num_threads() -> usize {
     match THREADS.load(Ordering::Relaxed) {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        0 => {
+            // Asked once: on Linux `available_parallelism` reads cgroup files, far too slow
+            // to repeat for every matrix product.
+            static AVAILABLE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+            *AVAILABLE.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        }
         n => n,
     }
 }
