@@ -4,7 +4,6 @@
 use wengert::tutorial::{self, Progress, Size};
 
 fn quiet() -> Progress {
-    tutorial::cli::pin_thread_count();
     Progress::silent()
 }
 

@@ -71,7 +71,6 @@ pub fn main(chapters: &[Chapter]) -> ExitCode {
 /// Markdown page to `args.docs`), then a table of run times when there are several. The
 /// last line printed names the figure folder.
 pub fn run(chapters: &[Chapter], args: &Args) -> std::io::Result<()> {
-    pin_thread_count();
     let progress = Progress::stderr();
     let mut times = Table::new(["chapter", "seconds"]);
     let total = Instant::now();
@@ -99,13 +98,6 @@ pub fn run(chapters: &[Chapter], args: &Args) -> std::io::Result<()> {
     }
     println!("figures written to {}", args.out.display());
     Ok(())
-}
-
-/// Fixes the matrix kernels' thread count to the machine's parallelism, once. Left unset,
-/// the kernels ask the operating system for it at every product (reading cgroup files),
-/// which costs more than the small products of the tutorial themselves.
-pub fn pin_thread_count() {
-    autograd::set_num_threads(autograd::num_threads());
 }
 
 fn write_figures(page: &Page, dir: &Path) -> std::io::Result<()> {
