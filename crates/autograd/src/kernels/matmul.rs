@@ -28,7 +28,7 @@ pub fn num_threads() -> usize {
 
 /// Products smaller than this many multiply-adds run on one thread: spreading them costs
 /// more than it saves.
-const PARALLEL_MIN_WORK: usize = 1 << 19;
+const PARALLEL_MIN_WORK: usize = 1 << 23;
 
 /// A row-major matrix operand: `rows × cols` as used in the product, stored either as is
 /// (`transposed = false`, row stride `cols`) or as its transpose (stored `cols × rows`).
