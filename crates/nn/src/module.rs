@@ -61,6 +61,42 @@ pub fn prefixed<P>(prefix: &str, params: Vec<(String, P)>) -> Vec<(String, P)> {
         .collect()
 }
 
+/// A chain of layers, shared by [`Sequential`](crate::Sequential) and
+/// [`Stack`](crate::Stack): each layer applied to the previous one's output, and each
+/// layer's parameter and buffer names prefixed with its index (`"0.weight"`, as PyTorch).
+pub(crate) mod chain {
+    use super::{Ctx, Module, prefixed};
+    use crate::buffer::Buffer;
+    use crate::param::Param;
+    use autograd::{Element, Var};
+
+    pub fn forward<'t, 'a, T: Element, M: Module<T> + ?Sized + 'a>(
+        layers: impl Iterator<Item = &'a M>,
+        cx: &Ctx<'t, T>,
+        x: &Var<'t, T>,
+    ) -> Var<'t, T> {
+        layers.fold(x.clone(), |h, layer| layer.forward(cx, &h))
+    }
+
+    pub fn named_parameters<'a, T: Element, M: Module<T> + ?Sized + 'a>(
+        layers: impl Iterator<Item = &'a M>,
+    ) -> Vec<(String, Param<T>)> {
+        layers
+            .enumerate()
+            .flat_map(|(i, l)| prefixed(&i.to_string(), l.named_parameters()))
+            .collect()
+    }
+
+    pub fn named_buffers<'a, T: Element, M: Module<T> + ?Sized + 'a>(
+        layers: impl Iterator<Item = &'a M>,
+    ) -> Vec<(String, Buffer<T>)> {
+        layers
+            .enumerate()
+            .flat_map(|(i, l)| prefixed(&i.to_string(), l.named_buffers()))
+            .collect()
+    }
+}
+
 /// One step's context: the tape, the mode (training or evaluation), the parameters bound so
 /// far, and a seeded random source for dropout-like layers.
 ///

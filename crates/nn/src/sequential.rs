@@ -1,7 +1,7 @@
 //! `Sequential`: modules applied one after another.
 
 use crate::buffer::Buffer;
-use crate::module::{Ctx, Module, prefixed};
+use crate::module::{Ctx, Module, chain};
 use crate::param::Param;
 use autograd::{Element, Var};
 
@@ -43,24 +43,14 @@ impl<T: Element> Sequential<T> {
 
 impl<T: Element> Module<T> for Sequential<T> {
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        self.layers
-            .iter()
-            .fold(x.clone(), |h, layer| layer.forward(cx, &h))
+        chain::forward(self.layers.iter().map(|l| l.as_ref()), cx, x)
     }
 
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
-        self.layers
-            .iter()
-            .enumerate()
-            .flat_map(|(i, l)| prefixed(&i.to_string(), l.named_parameters()))
-            .collect()
+        chain::named_parameters(self.layers.iter().map(|l| l.as_ref()))
     }
 
     fn named_buffers(&self) -> Vec<(String, Buffer<T>)> {
-        self.layers
-            .iter()
-            .enumerate()
-            .flat_map(|(i, l)| prefixed(&i.to_string(), l.named_buffers()))
-            .collect()
+        chain::named_buffers(self.layers.iter().map(|l| l.as_ref()))
     }
 }

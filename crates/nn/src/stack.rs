@@ -22,7 +22,8 @@
 //! assert_eq!(stack.named_parameters()[4].0, "1.linear1.weight");
 //! ```
 
-use crate::module::{Ctx, Module, prefixed};
+use crate::buffer::Buffer;
+use crate::module::{Ctx, Module, chain};
 use crate::param::Param;
 use autograd::{Element, Var};
 
@@ -71,16 +72,14 @@ impl<L: ?Sized> FromIterator<Box<L>> for Stack<L> {
 
 impl<T: Element, L: Module<T> + ?Sized> Module<T> for Stack<L> {
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        self.layers
-            .iter()
-            .fold(x.clone(), |h, layer| layer.forward(cx, &h))
+        chain::forward(self.layers.iter().map(|l| l.as_ref()), cx, x)
     }
 
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
-        self.layers
-            .iter()
-            .enumerate()
-            .flat_map(|(i, l)| prefixed(&i.to_string(), l.named_parameters()))
-            .collect()
+        chain::named_parameters(self.layers.iter().map(|l| l.as_ref()))
+    }
+
+    fn named_buffers(&self) -> Vec<(String, Buffer<T>)> {
+        chain::named_buffers(self.layers.iter().map(|l| l.as_ref()))
     }
 }

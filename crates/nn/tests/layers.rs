@@ -469,3 +469,23 @@ fn pre_activation_block_has_a_clean_identity_path() {
         );
     }
 }
+
+/// A `Stack` carries its layers' buffers (batch norm's running statistics) like a
+/// `Sequential`, so parameter files keep them.
+#[test]
+fn stack_and_sequential_name_buffers_alike() {
+    let stack = nn::Stack::<dyn nn::Module<f32>>::new()
+        .push(Box::new(nn::Linear::<f32>::new(
+            3,
+            2,
+            true,
+            &mut autograd::seeded_rng(0),
+        )))
+        .push(Box::new(nn::BatchNorm1d::<f32>::new(2)));
+    let names: Vec<String> = nn::Module::named_buffers(&stack)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names.len(), 2);
+    assert!(names.iter().all(|n| n.starts_with("1.")), "{names:?}");
+}
