@@ -11,7 +11,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use wengert::autograd::set_num_threads;
+use wengert::autograd::{buffer_pool, set_num_threads};
 use wengert::workloads::{ResMlp, autograd_step, manual_blocks, manual_step};
 
 struct Counting;
@@ -34,12 +34,15 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// Bytes allocated at the peak of `f`, above what was live before it.
+/// Bytes allocated at the peak of `f`, above what was live before it (with the buffer
+/// cache off: cached buffers would hide the step's own allocations).
 fn peak_bytes(f: impl FnOnce()) -> usize {
-    let before = LIVE.load(Ordering::Relaxed);
-    PEAK.store(before, Ordering::Relaxed);
-    f();
-    PEAK.load(Ordering::Relaxed) - before
+    buffer_pool::uncached(|| {
+        let before = LIVE.load(Ordering::Relaxed);
+        PEAK.store(before, Ordering::Relaxed);
+        f();
+        PEAK.load(Ordering::Relaxed) - before
+    })
 }
 
 fn resmlp(c: &mut Criterion) {

@@ -56,16 +56,19 @@ pub fn installed() -> bool {
 
 /// Runs `f` and returns its result with the peak number of bytes live during it, above
 /// those live before it — or `None` when the counting allocator is not installed. Run one
-/// measurement at a time (the counters are global).
+/// measurement at a time (the counters are global). The tensor buffer cache
+/// ([`autograd::buffer_pool`]) is off while `f` runs, so every buffer `f` needs is counted.
 pub fn peak_bytes<R>(f: impl FnOnce() -> R) -> (R, Option<usize>) {
     if !installed() {
         return (f(), None);
     }
-    let before = LIVE.load(Ordering::Relaxed);
-    PEAK.store(before, Ordering::Relaxed);
-    let r = f();
-    let peak = PEAK.load(Ordering::Relaxed).saturating_sub(before);
-    (r, Some(peak))
+    autograd::buffer_pool::uncached(|| {
+        let before = LIVE.load(Ordering::Relaxed);
+        PEAK.store(before, Ordering::Relaxed);
+        let r = f();
+        let peak = PEAK.load(Ordering::Relaxed).saturating_sub(before);
+        (r, Some(peak))
+    })
 }
 
 /// A byte count for people: `812 B`, `12.5 KiB`, `3.0 MiB`.

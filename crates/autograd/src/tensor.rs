@@ -38,7 +38,23 @@ pub struct Tensor<T> {
 #[derive(Clone)]
 enum Storage<T> {
     One(T),
-    Shared(Arc<Vec<T>>),
+    Shared(Arc<Buffer<T>>),
+}
+
+/// A tensor's buffer. When the last tensor using it is dropped, the buffer goes back to
+/// the thread's [`buffer_pool`](crate::buffer_pool) for the next tensor of its size.
+struct Buffer<T>(Vec<T>);
+
+impl<T> Drop for Buffer<T> {
+    fn drop(&mut self) {
+        crate::buffer_pool::give(std::mem::take(&mut self.0));
+    }
+}
+
+impl<T: Copy> Clone for Buffer<T> {
+    fn clone(&self) -> Self {
+        Buffer(crate::buffer_pool::copied(&self.0))
+    }
 }
 
 impl<T> Tensor<T> {
@@ -46,7 +62,7 @@ impl<T> Tensor<T> {
     pub fn data(&self) -> &[T] {
         match &self.storage {
             Storage::One(x) => std::slice::from_ref(x),
-            Storage::Shared(v) => v,
+            Storage::Shared(v) => &v.0,
         }
     }
 }
@@ -106,7 +122,7 @@ impl<T: Copy> Tensor<T> {
         debug_assert_eq!(data.len(), numel(&shape));
         let storage = match data.as_slice() {
             [one] => Storage::One(*one),
-            _ => Storage::Shared(Arc::new(data)),
+            _ => Storage::Shared(Arc::new(Buffer(data))),
         };
         Tensor { storage, shape }
     }
@@ -147,7 +163,7 @@ impl<T: Copy> Tensor<T> {
     pub fn data_mut(&mut self) -> &mut [T] {
         match &mut self.storage {
             Storage::One(x) => std::slice::from_mut(x),
-            Storage::Shared(v) => Arc::make_mut(v).as_mut_slice(),
+            Storage::Shared(v) => Arc::make_mut(v).0.as_mut_slice(),
         }
     }
 
@@ -160,7 +176,10 @@ impl<T: Copy> Tensor<T> {
     pub fn into_vec(self) -> Vec<T> {
         match self.storage {
             Storage::One(x) => vec![x],
-            Storage::Shared(v) => Arc::try_unwrap(v).unwrap_or_else(|shared| shared.to_vec()),
+            Storage::Shared(v) => match Arc::try_unwrap(v) {
+                Ok(mut only) => std::mem::take(&mut only.0),
+                Err(shared) => shared.0.clone(),
+            },
         }
     }
 

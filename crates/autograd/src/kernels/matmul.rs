@@ -61,6 +61,28 @@ pub(crate) fn gemm<T: Element>(
     gemm_threads(a, b, out, accumulate, num_threads());
 }
 
+/// `out = a · b` into a buffer that need not be initialised: the GEMM writes every element
+/// without reading any (no zero-fill before the product).
+pub(crate) fn gemm_uninit<T: Element>(
+    a: Operand<'_, T>,
+    b: Operand<'_, T>,
+    out: &mut [std::mem::MaybeUninit<T>],
+) {
+    // SAFETY: `MaybeUninit<T>` has `T`'s layout, and with `accumulate = false` `gemm_raw`
+    // only writes `out` (the `gemm` crate sets alpha to 0 and never reads the destination
+    // when `read_dst` is false; for k = 0 it writes zeros).
+    unsafe {
+        gemm_raw(
+            a,
+            b,
+            out.as_mut_ptr().cast::<T>(),
+            out.len(),
+            false,
+            num_threads(),
+        )
+    }
+}
+
 /// [`gemm`] on at most `threads` threads (1: on the calling thread only, for callers that
 /// already run several products in parallel).
 pub(crate) fn gemm_threads<T: Element>(
@@ -70,9 +92,26 @@ pub(crate) fn gemm_threads<T: Element>(
     accumulate: bool,
     threads: usize,
 ) {
+    // SAFETY: `out` is a valid, initialised, exclusively borrowed slice of `out.len()`.
+    unsafe { gemm_raw(a, b, out.as_mut_ptr(), out.len(), accumulate, threads) }
+}
+
+/// The one call into the `gemm` crate.
+///
+/// # Safety
+/// `out` must be valid for writes of `out_len` elements, not alias `a` or `b`, and be
+/// initialised when `accumulate` is set (it is read then).
+unsafe fn gemm_raw<T: Element>(
+    a: Operand<'_, T>,
+    b: Operand<'_, T>,
+    out: *mut T,
+    out_len: usize,
+    accumulate: bool,
+    threads: usize,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(k, b.rows, "gemm: inner dimensions");
-    assert_eq!(out.len(), m * n, "gemm: output length");
+    assert_eq!(out_len, m * n, "gemm: output length");
     assert!(
         a.data.len() >= m * k && b.data.len() >= k * n,
         "gemm: operand length"
@@ -82,7 +121,10 @@ pub(crate) fn gemm_threads<T: Element>(
     }
     if k == 0 {
         if !accumulate {
-            out.fill(T::zero());
+            for i in 0..out_len {
+                // SAFETY: `i < out_len`, valid for writes (the caller's contract).
+                unsafe { out.add(i).write(T::zero()) };
+            }
         }
         return;
     }
@@ -93,15 +135,17 @@ pub(crate) fn gemm_threads<T: Element>(
     };
     let (a_cs, a_rs) = a.strides();
     let (b_cs, b_rs) = b.strides();
-    // SAFETY: the asserts above guarantee that every index the GEMM reads or writes
-    // (rows × cols with the strides computed from the same dimensions) lies inside the
-    // slices; `out` does not alias `a` or `b` (it is a distinct `&mut`).
+    // SAFETY: the asserts above guarantee that every index the GEMM reads (rows × cols
+    // with the strides computed from the same dimensions) lies inside `a` and `b`, and
+    // every index it writes inside the `out_len = m · n` elements of `out`, which the
+    // caller guarantees are writable and not aliased; `out` is read only when
+    // `accumulate` is set, when the caller guarantees it is initialised.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            out.as_mut_ptr(),
+            out,
             1,
             n as isize,
             accumulate,
@@ -164,6 +208,16 @@ mod tests {
             gemm(op_a, op_b, &mut out, false);
             for (x, y) in out.iter().zip(&want) {
                 assert!((x - y).abs() < 1e-12, "{ta} {tb}");
+            }
+            let mut fresh = vec![std::mem::MaybeUninit::new(f64::NAN); m * n];
+            gemm_uninit(op_a, op_b, &mut fresh);
+            for (x, y) in fresh.iter().zip(&want) {
+                // SAFETY: `gemm_uninit` wrote every element (they started as NaN, so a
+                // missed or read element would show).
+                assert!(
+                    (unsafe { x.assume_init() } - y).abs() < 1e-12,
+                    "uninit {ta} {tb}"
+                );
             }
             gemm(op_a, op_b, &mut out, true);
             for (x, y) in out.iter().zip(&want) {

@@ -1,6 +1,7 @@
 //! Strided loops: one walker serves broadcasting, reductions, `broadcast_to` and `permute`.
 //! These kernels know nothing of the tape.
 
+use crate::buffer_pool;
 use crate::shape::{Shape, broadcast_strides, numel, strides};
 use num_traits::Zero;
 
@@ -62,20 +63,19 @@ pub(crate) fn zip_broadcast<T: Copy>(
     f: impl Fn(T, T) -> T,
 ) -> Vec<T> {
     if a_shape == b_shape {
-        return a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect();
+        return buffer_pool::collect(a.len(), a.iter().zip(b).map(|(&x, &y)| f(x, y)));
     }
     if b.len() == 1 {
         let y = b[0];
         if a_shape == out_shape {
-            return a.iter().map(|&x| f(x, y)).collect();
+            return buffer_pool::collect(a.len(), a.iter().map(|&x| f(x, y)));
         }
     }
     if a.len() == 1 && b_shape == out_shape {
         let x = a[0];
-        return b.iter().map(|&y| f(x, y)).collect();
+        return buffer_pool::collect(b.len(), b.iter().map(|&y| f(x, y)));
     }
-    let n = numel(out_shape);
-    let mut out = Vec::with_capacity(n);
+    let mut out = buffer_pool::with_capacity(numel(out_shape));
     let sa = broadcast_strides(a_shape, out_shape);
     let sb = broadcast_strides(b_shape, out_shape);
     walk2(out_shape, &sa, &sb, |_, ia, ib| out.push(f(a[ia], b[ib])));
@@ -84,7 +84,7 @@ pub(crate) fn zip_broadcast<T: Copy>(
 
 /// Reads `x` (shape `from`) as the broadcast shape `to`, materialised.
 pub(crate) fn broadcast_to<T: Copy>(x: &[T], from: &[usize], to: &[usize]) -> Vec<T> {
-    let mut out = Vec::with_capacity(numel(to));
+    let mut out = buffer_pool::with_capacity(numel(to));
     let sx = broadcast_strides(from, to);
     walk2(to, &sx, &sx, |_, ix, _| out.push(x[ix]));
     out
@@ -97,7 +97,7 @@ pub(crate) fn sum_keepdim<T: Copy + Zero + std::ops::AddAssign>(
     from: &[usize],
     to: &[usize],
 ) -> Vec<T> {
-    let mut out = vec![T::zero(); numel(to)];
+    let mut out = buffer_pool::zeroed(numel(to));
     if from.len() == 2 && to[0] == 1 && to[1] == from[1] {
         // Column sums of a matrix (a bias gradient): rows added into one accumulator row.
         for row in x.chunks_exact(from[1].max(1)) {
@@ -139,7 +139,7 @@ pub(crate) fn permute<T: Copy>(x: &[T], shape: &[usize], perm: &[usize]) -> (Vec
     let own = strides(shape);
     let out_shape: Shape = perm.iter().map(|&p| shape[p]).collect();
     let sx: Shape = perm.iter().map(|&p| own[p]).collect();
-    let mut out = Vec::with_capacity(x.len());
+    let mut out = buffer_pool::with_capacity(x.len());
     walk2(&out_shape, &sx, &sx, |_, ix, _| out.push(x[ix]));
     (out, out_shape)
 }

@@ -10,9 +10,10 @@
 //! recorded (and differentiated) when backward is recorded.
 
 use super::{Algebra, Op};
+use crate::buffer_pool;
 use crate::element::Element;
 use crate::error::{Caller, Error, Result, or_panic};
-use crate::kernels::matmul::{Operand, gemm};
+use crate::kernels::matmul::{Operand, gemm, gemm_uninit};
 use crate::shape::{Shape, numel};
 use crate::tape::{Lift, Var, Vjp};
 use crate::tensor::Tensor;
@@ -150,49 +151,39 @@ fn matmul_shape(a: &[usize], ta: bool, b: &[usize], tb: bool) -> Result<Shape> {
 pub(crate) fn matmul_t<T: Element>(a: &Tensor<T>, ta: bool, b: &Tensor<T>, tb: bool) -> Tensor<T> {
     let shape = or_panic(matmul_shape(a.shape(), ta, b.shape(), tb));
     let ((m, k), (_, n)) = (dims(a.shape(), ta), dims(b.shape(), tb));
-    let mut out = vec![T::zero(); numel(&shape)];
+    let len = numel(&shape);
+    let mut out = buffer_pool::with_capacity(len);
     let batches = numel(&shape[..shape.len() - 2]);
+    let lhs = |i: usize| Operand {
+        data: &a.data()[i * if a.rank() > 2 { m * k } else { 0 }..],
+        rows: m,
+        cols: k,
+        transposed: ta,
+    };
+    let rhs = |i: usize| Operand {
+        data: &b.data()[i * if b.rank() > 2 { k * n } else { 0 }..],
+        rows: k,
+        cols: n,
+        transposed: tb,
+    };
+    let dst = &mut out.spare_capacity_mut()[..len];
     if b.rank() == 2 && !ta {
         // A batch of A matrices against one B: one GEMM with all rows stacked.
         let rows = a.numel() / k.max(1);
-        let lhs = Operand {
-            data: a.data(),
-            rows,
-            cols: k,
-            transposed: false,
-        };
-        let rhs = Operand {
-            data: b.data(),
-            rows: k,
-            cols: n,
-            transposed: tb,
-        };
-        gemm(lhs, rhs, &mut out, false);
-        return Tensor::from_parts(out, shape);
+        let stacked = Operand { rows, ..lhs(0) };
+        gemm_uninit(stacked, rhs(0), dst);
+    } else {
+        for (i, chunk) in dst
+            .chunks_exact_mut((m * n).max(1))
+            .enumerate()
+            .take(batches)
+        {
+            gemm_uninit(lhs(i), rhs(i), chunk);
+        }
     }
-    let (sa, sb) = (
-        if a.rank() > 2 { m * k } else { 0 },
-        if b.rank() > 2 { k * n } else { 0 },
-    );
-    for (i, chunk) in out
-        .chunks_exact_mut((m * n).max(1))
-        .enumerate()
-        .take(batches)
-    {
-        let lhs = Operand {
-            data: &a.data()[i * sa..],
-            rows: m,
-            cols: k,
-            transposed: ta,
-        };
-        let rhs = Operand {
-            data: &b.data()[i * sb..],
-            rows: k,
-            cols: n,
-            transposed: tb,
-        };
-        gemm(lhs, rhs, chunk, false);
-    }
+    // SAFETY: the GEMMs above wrote all `len` elements (`batches` products of m·n, or
+    // one of `rows`·n = len).
+    unsafe { out.set_len(len) };
     Tensor::from_parts(out, shape)
 }
 
@@ -238,10 +229,6 @@ fn linear<T: Element>(
 ) -> Tensor<T> {
     let (out_f, in_f) = (w.shape()[0], w.shape()[1]);
     let rows = x.numel() / in_f.max(1);
-    let mut out = match b {
-        Some(b) => b.data().repeat(rows),
-        None => vec![T::zero(); rows * out_f],
-    };
     let lhs = Operand {
         data: x.data(),
         rows,
@@ -254,7 +241,22 @@ fn linear<T: Element>(
         cols: out_f,
         transposed: true,
     };
-    gemm(lhs, rhs, &mut out, b.is_some());
+    let len = rows * out_f;
+    let mut out = buffer_pool::with_capacity(len);
+    match b {
+        Some(b) => {
+            // The bias in every row, then the product accumulated onto it.
+            for _ in 0..rows {
+                out.extend_from_slice(b.data());
+            }
+            gemm(lhs, rhs, &mut out, true);
+        }
+        None => {
+            gemm_uninit(lhs, rhs, &mut out.spare_capacity_mut()[..len]);
+            // SAFETY: the GEMM wrote all `len` elements.
+            unsafe { out.set_len(len) };
+        }
+    }
     Tensor::from_parts(out, shape)
 }
 

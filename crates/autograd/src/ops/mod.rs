@@ -177,12 +177,9 @@ impl<T: Element> Algebra<T> for Tensor<T> {
         if let (Some(g), Some(x)) = (self.as_one(), x.as_one()) {
             return Tensor::one(g * f(x), Shape::from_slice(self.shape()));
         }
+        let products = self.data().iter().zip(x.data()).map(|(&g, &x)| g * f(x));
         Tensor::from_parts(
-            self.data()
-                .iter()
-                .zip(x.data())
-                .map(|(&g, &x)| g * f(x))
-                .collect(),
+            crate::buffer_pool::collect(self.numel(), products),
             self.shape().into(),
         )
     }

@@ -21,6 +21,7 @@
 //! almost everywhere), which is also what recorded backward records.
 
 use super::{Algebra, Op};
+use crate::buffer_pool;
 use crate::element::Element;
 use crate::error::{Caller, Error, Result, or_panic};
 use crate::shape::Shape;
@@ -235,7 +236,10 @@ impl<T: Element> Tensor<T> {
         let shape = Shape::from_slice(self.shape());
         match self.as_one() {
             Some(x) => Tensor::one(f(x), shape),
-            None => Tensor::from_parts(self.data().iter().map(|&x| f(x)).collect(), shape),
+            None => Tensor::from_parts(
+                buffer_pool::collect(self.numel(), self.data().iter().map(|&x| f(x))),
+                shape,
+            ),
         }
     }
     /// eˣ elementwise.
