@@ -5,6 +5,7 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use wengert::autograd::{Element, Tape, Tensor, seeded_rng, set_num_threads};
+use wengert::machine_peak::f32_peak_gflops;
 
 /// `out = a · b` with the gemm crate directly (row-major, no tape, no checks).
 fn gemm_direct<T: Element>(
@@ -83,8 +84,19 @@ fn matmul_for<T: Element>(c: &mut Criterion) {
 }
 
 fn matmul(c: &mut Criterion) {
+    print_machine_peak();
     matmul_for::<f32>(c);
     matmul_for::<f64>(c);
+}
+
+/// The yardstick for every GFLOP/s figure: the cores' f32 multiply-add rate, measured now.
+fn print_machine_peak() {
+    match (f32_peak_gflops(1), f32_peak_gflops(2)) {
+        (Some(one), Some(two)) => println!(
+            "machine f32 FMA peak (measured now): {one:.1} GFLOP/s on 1 thread, {two:.1} on 2 (f64: half)"
+        ),
+        _ => println!("machine f32 FMA peak: not measurable here (needs x86-64 with AVX2 and FMA)"),
+    }
 }
 
 /// Elementwise ops on 1M f32 values (4 MiB in, 4 MiB out): throughput in bytes moved.

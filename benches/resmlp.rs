@@ -6,12 +6,13 @@
 //! the initial loss (to match runs with other implementations) and the peak bytes live
 //! during one step, measured with a counting global allocator.
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use wengert::autograd::{buffer_pool, set_num_threads};
+use wengert::machine_peak::f32_peak_gflops;
 use wengert::workloads::{ResMlp, autograd_step, manual_blocks, manual_step};
 
 struct Counting;
@@ -46,6 +47,12 @@ fn peak_bytes(f: impl FnOnce()) -> usize {
 }
 
 fn resmlp(c: &mut Criterion) {
+    if let (Some(one), Some(two)) = (f32_peak_gflops(1), f32_peak_gflops(2)) {
+        println!(
+            "machine f32 FMA peak (measured now): {one:.1} GFLOP/s on 1 thread, {two:.1} on 2; \
+             criterion's thrpt below is FLOP/s (12·B·D²·N per step)"
+        );
+    }
     for size in [ResMlp::S, ResMlp::M, ResMlp::L] {
         let (x, y) = (size.input(), size.target());
         set_num_threads(1);
@@ -70,6 +77,7 @@ fn resmlp(c: &mut Criterion) {
             autograd_peak as f64 / manual_peak as f64
         );
         let mut group = c.benchmark_group(format!("resmlp/{}", size.name));
+        group.throughput(Throughput::Elements(size.flops_per_step() as u64));
         if size == ResMlp::L {
             group
                 .sample_size(10)

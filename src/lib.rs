@@ -4,5 +4,6 @@
 pub use autograd;
 pub use nn;
 
+pub mod machine_peak;
 pub mod tutorial;
 pub mod workloads;
