@@ -21,7 +21,6 @@ pub use steps::{BackwardStep, BackwardSteps};
 use crate::element::Element;
 use crate::error::{Caller, Error, Result, or_panic};
 use crate::ops::{Algebra, Op};
-use crate::shape::Shape;
 use crate::tensor::Tensor;
 use extras::{Inspection, SweepExtras, Valued};
 use smallvec::SmallVec;
@@ -29,23 +28,122 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The ids of a node's inputs; `None` marks an untracked input (a constant), which
-/// receives no gradient.
+/// A copy of a node's input ids (see [`Nodes::inputs`]), for a sweep that records while it
+/// runs and so cannot keep the list borrowed.
 pub(crate) type Inputs = SmallVec<[Option<usize>; 2]>;
 
-/// One entry of the Wengert list.
+/// One entry of the Wengert list. Its input ids and output shape live in the list's side
+/// arrays ([`Nodes`]), so a node is small and recording one copies little.
 pub(crate) struct Node<T> {
     /// What was computed, with the tensors its backward needs.
     pub op: Op<T>,
-    /// Ids of the inputs, in the op's argument order.
-    pub inputs: Inputs,
-    /// Shape of the node's value.
-    pub shape: Shape,
     /// The user's source line that recorded the node.
     pub at: Caller,
     /// The region the node was recorded in: 0 outside every region, else 1 + an index
     /// into the tape's region names (see [`Tape::region`]).
     pub region: u32,
+    /// Where its input ids are in [`Nodes::input_ids`].
+    inputs: Span,
+    /// Where its output dimensions are in [`Nodes::dims`] (empty for a 0-d value).
+    shape: Span,
+}
+
+/// A run of entries in one of the list's side arrays.
+#[derive(Clone, Copy)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    /// Appends `items` to `list`; where they went.
+    fn append<V>(list: &mut Vec<V>, items: impl IntoIterator<Item = V>) -> Span {
+        let start = list.len();
+        list.extend(items);
+        let index = |i: usize| {
+            u32::try_from(i).unwrap_or_else(|_| panic!("tape: more than 2³² − 1 entries"))
+        };
+        Span {
+            start: index(start),
+            len: index(list.len() - start),
+        }
+    }
+
+    fn of<V>(self, list: &[V]) -> &[V] {
+        let start = self.start as usize;
+        &list[start..start + self.len as usize]
+    }
+}
+
+/// The Wengert list: nodes in execution order, and beside them, node after node, their
+/// input ids and output dimensions.
+pub(crate) struct Nodes<T> {
+    nodes: Vec<Node<T>>,
+    /// Ids of each node's inputs, in the op's argument order; `None` marks an untracked
+    /// input (a constant), which receives no gradient.
+    input_ids: Vec<Option<usize>>,
+    /// Each node's output dimensions.
+    dims: Vec<usize>,
+}
+
+impl<T> Nodes<T> {
+    fn new() -> Self {
+        Nodes {
+            nodes: Vec::new(),
+            input_ids: Vec::new(),
+            dims: Vec::new(),
+        }
+    }
+
+    /// Appends a node; its id.
+    fn push(
+        &mut self,
+        op: Op<T>,
+        inputs: impl IntoIterator<Item = Option<usize>>,
+        shape: &[usize],
+        at: Caller,
+        region: u32,
+    ) -> usize {
+        let inputs = Span::append(&mut self.input_ids, inputs);
+        let shape = Span::append(&mut self.dims, shape.iter().copied());
+        self.nodes.push(Node {
+            op,
+            at,
+            region,
+            inputs,
+            shape,
+        });
+        self.nodes.len() - 1
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Node<T>> {
+        self.nodes.iter()
+    }
+
+    pub fn get(&self, i: usize) -> Option<&Node<T>> {
+        self.nodes.get(i)
+    }
+
+    /// Ids of node `i`'s inputs (`None`: a constant).
+    pub fn inputs(&self, i: usize) -> &[Option<usize>] {
+        self.nodes[i].inputs.of(&self.input_ids)
+    }
+
+    /// Shape of node `i`'s value.
+    pub fn shape(&self, i: usize) -> &[usize] {
+        self.nodes[i].shape.of(&self.dims)
+    }
+}
+
+impl<T> std::ops::Index<usize> for Nodes<T> {
+    type Output = Node<T>;
+    fn index(&self, i: usize) -> &Node<T> {
+        &self.nodes[i]
+    }
 }
 
 /// A Wengert list: records operations on tracked [`Var`]s and differentiates them.
@@ -70,7 +168,7 @@ pub(crate) struct Node<T> {
 /// infinity ([`Tape::set_detect_anomaly`]).
 pub struct Tape<T: Element = f32> {
     id: u64,
-    pub(crate) nodes: RefCell<Vec<Node<T>>>,
+    pub(crate) nodes: RefCell<Nodes<T>>,
     recording: Cell<bool>,
     /// Full names ("outer/inner") of the regions seen so far; node region `k` is `[k − 1]`.
     pub(crate) region_names: RefCell<Vec<String>>,
@@ -102,7 +200,7 @@ impl<T: Element> Tape<T> {
     pub fn new() -> Self {
         Tape {
             id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed),
-            nodes: RefCell::new(Vec::new()),
+            nodes: RefCell::new(Nodes::new()),
             recording: Cell::new(true),
             region_names: RefCell::new(Vec::new()),
             region: Cell::new(0),
@@ -113,12 +211,7 @@ impl<T: Element> Tape<T> {
     /// A tracked leaf: gradients flow to it. The tensor's data is shared, not copied.
     #[track_caller]
     pub fn var(&self, value: Tensor<T>) -> Var<'_, T> {
-        let id = self.push(
-            Op::Leaf,
-            Inputs::new(),
-            Shape::from_slice(value.shape()),
-            Caller::here(),
-        );
+        let id = self.push(Op::Leaf, [], value.shape(), Caller::here());
         self.inspect_value(id, &value, Vec::new);
         Var {
             tape: self,
@@ -233,16 +326,15 @@ impl<T: Element> Tape<T> {
         self.nodes.borrow().iter().map(|n| n.op.saved_bytes()).sum()
     }
 
-    fn push(&self, op: Op<T>, inputs: Inputs, shape: Shape, at: Caller) -> usize {
-        let mut nodes = self.nodes.borrow_mut();
-        nodes.push(Node {
-            op,
-            inputs,
-            shape,
-            at,
-            region: self.region.get(),
-        });
-        nodes.len() - 1
+    fn push(
+        &self,
+        op: Op<T>,
+        inputs: impl IntoIterator<Item = Option<usize>>,
+        shape: &[usize],
+        at: Caller,
+    ) -> usize {
+        let region = self.region.get();
+        self.nodes.borrow_mut().push(op, inputs, shape, at, region)
     }
 
     /// Records the result of an op on `inputs`. When no input is tracked, or inside
@@ -255,11 +347,8 @@ impl<T: Element> Tape<T> {
         op: impl FnOnce() -> Op<T>,
     ) -> Var<'_, T> {
         let id = if self.recording.get() && inputs.iter().any(|v| v.id.is_some()) {
-            let mut ids = Inputs::new();
-            for v in inputs {
-                ids.push(v.id);
-            }
-            let id = self.push(op(), ids, Shape::from_slice(value.shape()), Caller::here());
+            let ids = inputs.iter().map(|v| v.id);
+            let id = self.push(op(), ids, value.shape(), Caller::here());
             self.inspect_value(id, &value, || {
                 inputs.iter().map(|v| Some(v.shape().into())).collect()
             });
@@ -284,7 +373,7 @@ impl<T: Element> Tape<T> {
         reached[output - id] = true;
         for i in (id..=output).rev() {
             if reached[i - id] {
-                for &input in nodes[i].inputs.iter().flatten() {
+                for &input in nodes.inputs(i).iter().flatten() {
                     if input >= id {
                         reached[input - id] = true;
                     }
@@ -440,7 +529,7 @@ impl<T: Element> Lift<T> for Plain {
         f: impl FnOnce(&Op<T>, &[Option<usize>]) -> R,
     ) -> R {
         let nodes = tape.nodes.borrow();
-        f(&nodes[i].op, &nodes[i].inputs)
+        f(&nodes[i].op, nodes.inputs(i))
     }
 }
 
@@ -465,7 +554,7 @@ impl<'t, T: Element> Lift<T> for Recorded<'t, T> {
         // The rule records new nodes, so the list must not stay borrowed while it runs.
         let (op, inputs) = {
             let nodes = tape.nodes.borrow();
-            (nodes[i].op.clone(), nodes[i].inputs.clone())
+            (nodes[i].op.clone(), Inputs::from_slice(nodes.inputs(i)))
         };
         f(&op, &inputs)
     }

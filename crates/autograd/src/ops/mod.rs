@@ -43,16 +43,18 @@ pub(crate) enum Op<T> {
     Binary(BinaryOp<T>),
     /// Elementwise functions and scalar arithmetic.
     Unary(UnaryOp<T>),
+    // The families below hold more state and are rarer in long chains of tiny ops: they
+    // are boxed, so that every node stays small.
     /// Matrix products and the fused `linear`.
-    MatMul(MatMulOp<T>),
+    MatMul(Box<MatMulOp<T>>),
     /// Sums and maxima over axes.
-    Reduce(ReduceOp),
+    Reduce(Box<ReduceOp>),
     /// Reshape, permute, broadcast, slicing, concatenation and indexing.
-    Movement(MovementOp),
+    Movement(Box<MovementOp>),
     /// Softmax and log-softmax.
-    Softmax(SoftmaxOp<T>),
+    Softmax(Box<SoftmaxOp<T>>),
     /// 2-d convolution, its two adjoints, and max pooling.
-    Conv(ConvOp<T>),
+    Conv(Box<ConvOp<T>>),
 }
 
 impl<T: Element> Op<T> {

@@ -317,10 +317,10 @@ impl<T: Element> Tape<T> {
             phase: AnomalyPhase::Backward,
             node: id,
             op: node.op.name(),
-            input_shapes: node
-                .inputs
+            input_shapes: nodes
+                .inputs(id)
                 .iter()
-                .map(|i| i.map(|i| nodes[i].shape.clone()))
+                .map(|i| i.map(|i| Shape::from_slice(nodes.shape(i))))
                 .collect(),
             what,
             at: node.at,
