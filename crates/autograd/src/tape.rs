@@ -20,7 +20,7 @@ pub use steps::{BackwardStep, BackwardSteps};
 
 use crate::element::Element;
 use crate::error::{Caller, Error, Result, or_panic};
-use crate::ops::{Algebra, Op};
+use crate::ops::{Algebra, Op, SavedTensor};
 use crate::tensor::Tensor;
 use extras::{Inspection, SweepExtras, Valued};
 use smallvec::SmallVec;
@@ -346,9 +346,20 @@ impl<T: Element> Tape<T> {
         value: Tensor<T>,
         op: impl FnOnce() -> Op<T>,
     ) -> Var<'_, T> {
+        self.record_with_output(inputs, value, |_| op())
+    }
+
+    /// [`Tape::record`] of an op built from its own output (one that saves it).
+    #[track_caller]
+    pub(crate) fn record_with_output(
+        &self,
+        inputs: &[&Var<'_, T>],
+        value: Tensor<T>,
+        op: impl FnOnce(&Tensor<T>) -> Op<T>,
+    ) -> Var<'_, T> {
         let id = if self.recording.get() && inputs.iter().any(|v| v.id.is_some()) {
             let ids = inputs.iter().map(|v| v.id);
-            let id = self.push(op(), ids, value.shape(), Caller::here());
+            let id = self.push(op(&value), ids, value.shape(), Caller::here());
             self.inspect_value(id, &value, || {
                 inputs.iter().map(|v| Some(v.shape().into())).collect()
             });
@@ -504,7 +515,7 @@ pub(crate) trait Lift<T: Element> {
     /// The values the backward rules compute with.
     type V: Algebra<T> + Valued<T>;
     /// A saved tensor that is the value of node `id` (or a constant when `None`).
-    fn lift(&self, id: Option<usize>, value: &Tensor<T>) -> Self::V;
+    fn lift(&self, id: Option<usize>, value: Tensor<T>) -> Self::V;
     /// Gives `f` node `i`'s op and inputs.
     fn with_node<R>(
         &self,
@@ -519,8 +530,8 @@ pub(crate) struct Plain;
 
 impl<T: Element> Lift<T> for Plain {
     type V = Tensor<T>;
-    fn lift(&self, _: Option<usize>, value: &Tensor<T>) -> Tensor<T> {
-        value.clone()
+    fn lift(&self, _: Option<usize>, value: Tensor<T>) -> Tensor<T> {
+        value
     }
     fn with_node<R>(
         &self,
@@ -538,11 +549,11 @@ pub(crate) struct Recorded<'t, T: Element>(&'t Tape<T>);
 
 impl<'t, T: Element> Lift<T> for Recorded<'t, T> {
     type V = Var<'t, T>;
-    fn lift(&self, id: Option<usize>, value: &Tensor<T>) -> Var<'t, T> {
+    fn lift(&self, id: Option<usize>, value: Tensor<T>) -> Var<'t, T> {
         Var {
             tape: self.0,
             id,
-            value: value.clone(),
+            value,
         }
     }
     fn with_node<R>(
@@ -575,12 +586,12 @@ impl<T: Element, L: Lift<T>> Vjp<'_, T, L> {
         self.inputs.get(k).is_some_and(Option::is_some)
     }
     /// A saved tensor that is the value of input `k`.
-    pub fn input(&self, k: usize, value: &Tensor<T>) -> L::V {
-        self.lift.lift(self.inputs[k], value)
+    pub fn input(&self, k: usize, value: &impl SavedTensor<T>) -> L::V {
+        self.lift.lift(self.inputs[k], value.to_tensor())
     }
     /// A saved tensor that is the node's own output.
-    pub fn output(&self, value: &Tensor<T>) -> L::V {
-        self.lift.lift(Some(self.id), value)
+    pub fn output(&self, value: &impl SavedTensor<T>) -> L::V {
+        self.lift.lift(Some(self.id), value.to_tensor())
     }
     /// Sends input `k` its contribution ∂L/∂input (its shape); kept as (input node,
     /// contribution), nothing for an untracked input.

@@ -462,7 +462,7 @@ impl<T: Element> SweepExtras<T> {
         }
         if self.hooked.last() == Some(&id) {
             if let Some(new) = tape.run_hooks(id, g.tensor())? {
-                *g = lift.lift(None, &new);
+                *g = lift.lift(None, new);
             }
         }
         if self.anomaly {
