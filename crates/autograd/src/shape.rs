@@ -24,6 +24,9 @@ pub fn strides(shape: &[usize]) -> Shape {
 /// each pair must be equal or contain a 1).
 #[track_caller]
 pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Shape> {
+    if a == b {
+        return Ok(Shape::from_slice(a));
+    }
     let rank = a.len().max(b.len());
     let mut out: Shape = SmallVec::with_capacity(rank);
     for i in 0..rank {

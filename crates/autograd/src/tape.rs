@@ -457,10 +457,9 @@ impl<'a, T: Element, L: Lift<T>> Sweep<'a, T, L> {
             return Ok(None);
         };
         self.extras.at_node(self.tape, &self.lift, i, g)?;
-        let g = g.clone();
-        let sends = self.vjp(i, &g);
+        let sends = vjp(self.tape, &self.lift, i, g);
         self.extras.sent(self.tape, i, &sends)?;
-        observe(i, &g, &sends);
+        observe(i, g, &sends);
         if !self.keep_intermediate && !matches!(self.tape.nodes.borrow()[i].op, Op::Leaf) {
             self.adjoints[i] = None; // visited: no consumer will read it again
         }
@@ -474,27 +473,26 @@ impl<'a, T: Element, L: Lift<T>> Sweep<'a, T, L> {
         Ok(Some(i))
     }
 
-    /// Node `i`'s backward rule applied to its adjoint `g`: the contributions to its
-    /// tracked inputs, as (input node, contribution).
-    fn vjp(&self, i: usize, g: &L::V) -> Sends<L::V> {
-        let lift = &self.lift;
-        lift.with_node(self.tape, i, |op, inputs| {
-            let mut cx = Vjp {
-                lift,
-                id: i,
-                inputs,
-                sends: SmallVec::new(),
-            };
-            op.vjp(g, &mut cx);
-            cx.sends
-        })
-    }
-
     /// Runs every remaining step; the adjoint of every node.
     fn run(mut self) -> Result<(Adjoints<L::V>, SweepExtras<T>)> {
         while self.step(|_, _, _| {})?.is_some() {}
         Ok((self.adjoints, self.extras))
     }
+}
+
+/// Node `i`'s backward rule applied to its adjoint `g`: the contributions to its tracked
+/// inputs, as (input node, contribution).
+fn vjp<T: Element, L: Lift<T>>(tape: &Tape<T>, lift: &L, i: usize, g: &L::V) -> Sends<L::V> {
+    lift.with_node(tape, i, |op, inputs| {
+        let mut cx = Vjp {
+            lift,
+            id: i,
+            inputs,
+            sends: SmallVec::new(),
+        };
+        op.vjp(g, &mut cx);
+        cx.sends
+    })
 }
 
 /// The next node to visit (below `unvisited`, which moves down to it) that has an adjoint,
