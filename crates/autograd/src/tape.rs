@@ -456,9 +456,14 @@ impl<'a, T: Element, L: Lift<T>> Sweep<'a, T, L> {
         let Some((i, g)) = next_with_adjoint(&mut self.adjoints, &mut self.unvisited) else {
             return Ok(None);
         };
-        self.extras.at_node(self.tape, &self.lift, i, g)?;
+        let extras = self.extras.any();
+        if extras {
+            self.extras.at_node(self.tape, &self.lift, i, g)?;
+        }
         let sends = vjp(self.tape, &self.lift, i, g);
-        self.extras.sent(self.tape, i, &sends)?;
+        if extras {
+            self.extras.sent(self.tape, i, &sends)?;
+        }
         observe(i, g, &sends);
         if !self.keep_intermediate && !matches!(self.tape.nodes.borrow()[i].op, Op::Leaf) {
             self.adjoints[i] = None; // visited: no consumer will read it again

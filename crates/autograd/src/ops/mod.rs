@@ -21,7 +21,7 @@ pub(crate) mod unary;
 
 use crate::element::Element;
 use crate::kernels::conv::Conv2dGeometry;
-use crate::shape::Shape;
+use crate::shape::{self, Shape};
 use crate::tape::{Lift, Var, Vjp};
 use crate::tensor::Tensor;
 use std::sync::Arc;
@@ -241,7 +241,7 @@ impl<T: Element> Algebra<T> for Tensor<T> {
     }
     fn mul_fn_of(&self, x: &Tensor<T>, f: impl Fn(T) -> T) -> Self {
         if let (Some(g), Some(x)) = (self.as_one(), x.as_one()) {
-            return Tensor::one(g * f(x), Shape::from_slice(self.shape()));
+            return Tensor::one(g * f(x), shape::copy(self.shape()));
         }
         Tensor::from_parts(
             self.data()

@@ -23,7 +23,7 @@
 use super::{Algebra, Op, Saved, SavedTensor};
 use crate::element::Element;
 use crate::error::{Caller, Error, Result, or_panic};
-use crate::shape::Shape;
+use crate::shape;
 use crate::tape::{Lift, Var, Vjp};
 use crate::tensor::Tensor;
 
@@ -232,7 +232,7 @@ fn gelu<T: Element>(x: T) -> T {
 impl<T: Element> Tensor<T> {
     /// `f` applied to every element.
     pub fn map(&self, f: impl Fn(T) -> T) -> Tensor<T> {
-        let shape = Shape::from_slice(self.shape());
+        let shape = shape::copy(self.shape());
         match self.as_one() {
             Some(x) => Tensor::one(f(x), shape),
             None => Tensor::from_parts(self.data().iter().map(|&x| f(x)).collect(), shape),

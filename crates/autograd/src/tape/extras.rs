@@ -449,6 +449,13 @@ impl<T: Element> SweepExtras<T> {
         }
     }
 
+    /// Whether any feature is on (when none is, the sweep skips [`SweepExtras::at_node`]
+    /// and [`SweepExtras::sent`]).
+    #[inline]
+    pub fn any(&self) -> bool {
+        !self.hooked.is_empty() || self.tracked.is_some() || self.anomaly
+    }
+
     /// At node `id`, whose gradient `g` is final: its hooks, then the anomaly check.
     pub fn at_node<L: Lift<T>>(
         &mut self,
