@@ -267,8 +267,8 @@ impl<T: Element> Tape<T> {
         );
         out.push_str("  edge [color=\"#555555\", arrowsize=0.7];\n");
         self.dot_region(&mut out, 0, (&members, &parents), grads);
-        for (i, node) in nodes.iter().enumerate() {
-            for &input in node.inputs.iter().flatten() {
+        for i in 0..nodes.len() {
+            for &input in nodes.inputs(i).iter().flatten() {
                 // Writing into a String cannot fail.
                 let _ = writeln!(out, "  n{input} -> n{i};");
             }
@@ -310,12 +310,12 @@ impl<T: Element> Tape<T> {
     fn dot_node(&self, i: usize, grads: Option<&Gradients<T>>) -> String {
         let nodes = self.nodes.borrow();
         let node = &nodes[i];
-        let mut label = format!("%{i} {}\\n{:?}", node.op.name(), node.shape.as_slice());
+        let mut label = format!("%{i} {}\\n{:?}", node.op.name(), nodes.shape(i));
         let saved = node.op.saved_bytes();
         if saved > 0 {
             let _ = write!(label, "\\nsaved {}", human_bytes(saved));
         }
-        let constants = node.inputs.iter().filter(|i| i.is_none()).count();
+        let constants = nodes.inputs(i).iter().filter(|i| i.is_none()).count();
         if constants > 0 {
             let _ = write!(label, "\\n+{constants} const");
         }
@@ -331,7 +331,7 @@ impl<T: Element> Tape<T> {
             Some(None) => attrs.push_str(", fontcolor=\"#888888\""),
             None => {}
         }
-        if node.inputs.is_empty() {
+        if nodes.inputs(i).is_empty() {
             attrs.push_str(", shape=ellipse");
         }
         format!(
@@ -365,8 +365,8 @@ impl<T: Element> fmt::Display for Table<'_, T> {
         header.push("recorded at");
         let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
         for (i, n) in nodes.iter().enumerate() {
-            let inputs: Vec<String> = n
-                .inputs
+            let inputs: Vec<String> = nodes
+                .inputs(i)
                 .iter()
                 .map(|id| id.map_or_else(|| "const".to_string(), |id| format!("%{id}")))
                 .collect();
@@ -374,7 +374,7 @@ impl<T: Element> fmt::Display for Table<'_, T> {
                 format!("%{i}"),
                 n.op.name().to_string(),
                 inputs.join(", "),
-                format!("{:?}", n.shape.as_slice()),
+                format!("{:?}", nodes.shape(i)),
                 n.op.saved_bytes().to_string(),
             ];
             if with_region {

@@ -6,6 +6,15 @@ use smallvec::SmallVec;
 /// The dimensions of a tensor, outermost first (row-major). Inline up to rank 4.
 pub type Shape = SmallVec<[usize; 4]>;
 
+/// A copy of `dims` as a [`Shape`] (the empty shape of a scalar costs nothing).
+pub(crate) fn copy(dims: &[usize]) -> Shape {
+    if dims.is_empty() {
+        Shape::new()
+    } else {
+        Shape::from_slice(dims)
+    }
+}
+
 /// Number of elements a shape holds (1 for the empty shape of a scalar).
 pub fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
@@ -24,6 +33,9 @@ pub fn strides(shape: &[usize]) -> Shape {
 /// each pair must be equal or contain a 1).
 #[track_caller]
 pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Shape> {
+    if a == b {
+        return Ok(copy(a));
+    }
     let rank = a.len().max(b.len());
     let mut out: Shape = SmallVec::with_capacity(rank);
     for i in 0..rank {

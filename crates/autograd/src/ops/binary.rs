@@ -11,7 +11,7 @@
 //! | minimum | min(a, b) | g to the smaller (halved on ties) |
 
 use super::unary::ScalarOp;
-use super::{Algebra, Op};
+use super::{Algebra, Op, Saved, SavedTensor};
 use crate::element::Element;
 use crate::error::{Result, or_panic};
 use crate::kernels::strided::zip_broadcast;
@@ -43,34 +43,53 @@ impl BinaryKind {
     }
 }
 
-/// A recorded binary op. Add and sub save only the input shapes (to reduce broadcast
-/// gradients); the others save both operands.
+/// A recorded binary op. Add and sub keep the input shapes only when broadcasting made
+/// them differ from the output's (to reduce the gradients back); the others save both
+/// operands.
 #[derive(Clone)]
 pub(crate) enum BinaryOp<T> {
-    Add { lhs: Shape, rhs: Shape },
-    Sub { lhs: Shape, rhs: Shape },
-    Mul { lhs: Tensor<T>, rhs: Tensor<T> },
-    Div { lhs: Tensor<T>, rhs: Tensor<T> },
-    Maximum { lhs: Tensor<T>, rhs: Tensor<T> },
-    Minimum { lhs: Tensor<T>, rhs: Tensor<T> },
+    Add { broadcast: Broadcast },
+    Sub { broadcast: Broadcast },
+    Mul { lhs: Saved<T>, rhs: Saved<T> },
+    Div { lhs: Saved<T>, rhs: Saved<T> },
+    Maximum { lhs: Saved<T>, rhs: Saved<T> },
+    Minimum { lhs: Saved<T>, rhs: Saved<T> },
+}
+
+/// The input shapes of an add or sub when one was broadcast; `None` when both have the
+/// output's shape, so that the gradient passes to them as it is.
+type Broadcast = Option<Box<[Shape; 2]>>;
+
+/// The gradient `g` of an add or sub reduced to the shape of input `k`.
+fn unbroadcast<T: Element, V: Algebra<T>>(g: &V, broadcast: &Broadcast, k: usize) -> V {
+    match broadcast {
+        Some(shapes) => g.sum_to(&shapes[k]),
+        None => g.clone(),
+    }
 }
 
 impl<T: Element> BinaryOp<T> {
     fn save(kind: BinaryKind, lhs: &Tensor<T>, rhs: &Tensor<T>) -> Self {
-        let (l, r) = (lhs.clone(), rhs.clone());
+        let broadcast = || {
+            (lhs.shape() != rhs.shape()).then(|| {
+                Box::new([
+                    Shape::from_slice(lhs.shape()),
+                    Shape::from_slice(rhs.shape()),
+                ])
+            })
+        };
+        let both = |op: fn(Saved<T>, Saved<T>) -> Self| op(Saved::new(lhs), Saved::new(rhs));
         match kind {
             BinaryKind::Add => BinaryOp::Add {
-                lhs: lhs.shape().into(),
-                rhs: rhs.shape().into(),
+                broadcast: broadcast(),
             },
             BinaryKind::Sub => BinaryOp::Sub {
-                lhs: lhs.shape().into(),
-                rhs: rhs.shape().into(),
+                broadcast: broadcast(),
             },
-            BinaryKind::Mul => BinaryOp::Mul { lhs: l, rhs: r },
-            BinaryKind::Div => BinaryOp::Div { lhs: l, rhs: r },
-            BinaryKind::Maximum => BinaryOp::Maximum { lhs: l, rhs: r },
-            BinaryKind::Minimum => BinaryOp::Minimum { lhs: l, rhs: r },
+            BinaryKind::Mul => both(|lhs, rhs| BinaryOp::Mul { lhs, rhs }),
+            BinaryKind::Div => both(|lhs, rhs| BinaryOp::Div { lhs, rhs }),
+            BinaryKind::Maximum => both(|lhs, rhs| BinaryOp::Maximum { lhs, rhs }),
+            BinaryKind::Minimum => both(|lhs, rhs| BinaryOp::Minimum { lhs, rhs }),
         }
     }
 
@@ -85,7 +104,7 @@ impl<T: Element> BinaryOp<T> {
         }
     }
 
-    pub fn saved(&self) -> Vec<&Tensor<T>> {
+    pub fn saved(&self) -> Vec<&Saved<T>> {
         match self {
             BinaryOp::Add { .. } | BinaryOp::Sub { .. } => vec![],
             BinaryOp::Mul { lhs, rhs }
@@ -97,44 +116,45 @@ impl<T: Element> BinaryOp<T> {
 
     pub fn vjp<L: Lift<T>>(&self, g: &L::V, cx: &mut Vjp<'_, T, L>) {
         match self {
-            BinaryOp::Add { lhs, rhs } => {
+            BinaryOp::Add { broadcast } => {
                 if cx.needs(0) {
-                    cx.send(0, g.sum_to(lhs));
+                    cx.send(0, unbroadcast(g, broadcast, 0));
                 }
                 if cx.needs(1) {
-                    cx.send(1, g.sum_to(rhs));
+                    cx.send(1, unbroadcast(g, broadcast, 1));
                 }
             }
-            BinaryOp::Sub { lhs, rhs } => {
+            BinaryOp::Sub { broadcast } => {
                 if cx.needs(0) {
-                    cx.send(0, g.sum_to(lhs));
+                    cx.send(0, unbroadcast(g, broadcast, 0));
                 }
                 if cx.needs(1) {
-                    cx.send(1, g.sum_to(rhs).neg());
+                    cx.send(1, unbroadcast(g, broadcast, 1).neg());
                 }
             }
             BinaryOp::Mul { lhs, rhs } => {
                 if cx.needs(0) {
-                    cx.send(0, g.mul(&cx.input(1, rhs)).sum_to(lhs.shape()));
+                    cx.send(0, g.mul(&cx.input(1, rhs)).into_sum_to(lhs.shape()));
                 }
                 if cx.needs(1) {
-                    cx.send(1, g.mul(&cx.input(0, lhs)).sum_to(rhs.shape()));
+                    cx.send(1, g.mul(&cx.input(0, lhs)).into_sum_to(rhs.shape()));
                 }
             }
             BinaryOp::Div { lhs, rhs } => {
                 let b = cx.input(1, rhs);
                 if cx.needs(0) {
-                    cx.send(0, g.div(&b).sum_to(lhs.shape()));
+                    cx.send(0, g.div(&b).into_sum_to(lhs.shape()));
                 }
                 if cx.needs(1) {
                     let a = cx.input(0, lhs);
-                    cx.send(1, g.mul(&a).div(&b.mul(&b)).neg().sum_to(rhs.shape()));
+                    let db = g.mul(&a).div(&b.mul(&b)).neg();
+                    cx.send(1, db.into_sum_to(rhs.shape()));
                 }
             }
             BinaryOp::Maximum { lhs, rhs } | BinaryOp::Minimum { lhs, rhs } => {
                 let max = matches!(self, BinaryOp::Maximum { .. });
                 // Share of the gradient that goes to lhs: 1 where it wins, ½ on ties.
-                let share = lhs.zip(rhs, |a, b| {
+                let share = lhs.to_tensor().zip(&rhs.to_tensor(), |a, b| {
                     let wins = if max { a > b } else { a < b };
                     if wins {
                         T::one()
@@ -145,10 +165,11 @@ impl<T: Element> BinaryOp<T> {
                     }
                 });
                 if cx.needs(0) {
-                    cx.send(0, g.mul_fn_of(&share, |s| s).sum_to(lhs.shape()));
+                    cx.send(0, g.mul_fn_of(&share, |s| s).into_sum_to(lhs.shape()));
                 }
                 if cx.needs(1) {
-                    cx.send(1, g.mul_fn_of(&share, |s| T::one() - s).sum_to(rhs.shape()));
+                    let db = g.mul_fn_of(&share, |s| T::one() - s);
+                    cx.send(1, db.into_sum_to(rhs.shape()));
                 }
             }
         }

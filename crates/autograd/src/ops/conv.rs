@@ -767,11 +767,11 @@ pub(crate) fn var_conv2d<'t, T: Element>(
 ) -> Var<'t, T> {
     let value = conv2d(&x.value, &w.value, bias.map(|b| &b.value), geom);
     let op = || {
-        Op::Conv(ConvOp::Conv2d {
+        Op::Conv(Box::new(ConvOp::Conv2d {
             x: x.value.clone(),
             w: w.value.clone(),
             geom: *geom,
-        })
+        }))
     };
     match bias {
         Some(b) => x.tape.record(&[x, w, b], value, op),
@@ -787,11 +787,11 @@ pub(crate) fn var_conv2d_input_grad<'t, T: Element>(
 ) -> Var<'t, T> {
     let value = conv2d_input_grad(&g.value, &w.value, geom);
     g.tape.record(&[g, w], value, || {
-        Op::Conv(ConvOp::InputGrad {
+        Op::Conv(Box::new(ConvOp::InputGrad {
             g: g.value.clone(),
             w: w.value.clone(),
             geom: *geom,
-        })
+        }))
     })
 }
 
@@ -803,11 +803,11 @@ pub(crate) fn var_conv2d_weight_grad<'t, T: Element>(
 ) -> Var<'t, T> {
     let value = conv2d_weight_grad(&g.value, &x.value, geom);
     g.tape.record(&[g, x], value, || {
-        Op::Conv(ConvOp::WeightGrad {
+        Op::Conv(Box::new(ConvOp::WeightGrad {
             g: g.value.clone(),
             x: x.value.clone(),
             geom: *geom,
-        })
+        }))
     })
 }
 
@@ -866,10 +866,10 @@ impl<'t, T: Element> Var<'t, T> {
         let geom = pool_geometry("max_pool2d", self.shape(), kernel, stride, padding)?;
         let (value, argmax) = max_pool2d(&self.value, &geom);
         Ok(self.tape.record(&[self], value, || {
-            Op::Conv(ConvOp::MaxPool2d {
+            Op::Conv(Box::new(ConvOp::MaxPool2d {
                 input: self.shape().into(),
                 argmax,
-            })
+            }))
         }))
     }
     /// [`Var::try_max_pool2d`]; panics with its error.

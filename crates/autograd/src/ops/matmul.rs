@@ -304,12 +304,12 @@ pub(crate) fn var_matmul_t<'t, T: Element>(
 ) -> Var<'t, T> {
     let value = matmul_t(&a.value, ta, &b.value, tb);
     a.tape.record(&[a, b], value, || {
-        Op::MatMul(MatMulOp::MatMul {
+        Op::MatMul(Box::new(MatMulOp::MatMul {
             a: a.value.clone(),
             b: b.value.clone(),
             ta,
             tb,
-        })
+        }))
     })
 }
 
@@ -347,10 +347,10 @@ impl<'t, T: Element> Var<'t, T> {
         let shape = linear_shape(self.shape(), w.shape(), b.map(Var::shape))?;
         let value = linear(&self.value, &w.value, b.map(|b| &b.value), shape);
         let op = || {
-            Op::MatMul(MatMulOp::Linear {
+            Op::MatMul(Box::new(MatMulOp::Linear {
                 x: self.value.clone(),
                 w: w.value.clone(),
-            })
+            }))
         };
         Ok(match b {
             Some(b) => self.tape.record(&[self, w, b], value, op),

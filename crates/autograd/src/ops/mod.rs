@@ -21,7 +21,7 @@ pub(crate) mod unary;
 
 use crate::element::Element;
 use crate::kernels::conv::Conv2dGeometry;
-use crate::shape::Shape;
+use crate::shape::{self, Shape};
 use crate::tape::{Lift, Var, Vjp};
 use crate::tensor::Tensor;
 use std::sync::Arc;
@@ -43,16 +43,18 @@ pub(crate) enum Op<T> {
     Binary(BinaryOp<T>),
     /// Elementwise functions and scalar arithmetic.
     Unary(UnaryOp<T>),
+    // The families below hold more state and are rarer in long chains of tiny ops: they
+    // are boxed, so that every node stays small.
     /// Matrix products and the fused `linear`.
-    MatMul(MatMulOp<T>),
+    MatMul(Box<MatMulOp<T>>),
     /// Sums and maxima over axes.
-    Reduce(ReduceOp),
+    Reduce(Box<ReduceOp>),
     /// Reshape, permute, broadcast, slicing, concatenation and indexing.
-    Movement(MovementOp),
+    Movement(Box<MovementOp>),
     /// Softmax and log-softmax.
-    Softmax(SoftmaxOp<T>),
+    Softmax(Box<SoftmaxOp<T>>),
     /// 2-d convolution, its two adjoints, and max pooling.
-    Conv(ConvOp<T>),
+    Conv(Box<ConvOp<T>>),
 }
 
 impl<T: Element> Op<T> {
@@ -73,10 +75,11 @@ impl<T: Element> Op<T> {
     /// Bytes this op keeps alive for backward: its saved tensors and index lists.
     pub fn saved_bytes(&self) -> usize {
         let bytes = |saved: Vec<&Tensor<T>>| saved.iter().map(|t| t.bytes()).sum();
+        let kept = |saved: Vec<&Saved<T>>| saved.iter().map(|t| t.bytes()).sum();
         match self {
             Op::Leaf => 0,
-            Op::Binary(op) => bytes(op.saved()),
-            Op::Unary(op) => bytes(op.saved()),
+            Op::Binary(op) => kept(op.saved()),
+            Op::Unary(op) => kept(op.saved()),
             Op::MatMul(op) => bytes(op.saved()),
             Op::Reduce(op) => op.saved_bytes(),
             Op::Movement(op) => op.saved_bytes(),
@@ -96,6 +99,61 @@ impl<T: Element> Op<T> {
             Op::Movement(op) => op.vjp(g, cx),
             Op::Softmax(op) => op.vjp(g, cx),
             Op::Conv(op) => op.vjp(g, cx),
+        }
+    }
+}
+
+/// A tensor an op keeps for its backward. A 0-d value (one number, no shape) is kept as
+/// the number: saving it copies no shape and keeps the op small. Any other tensor is boxed,
+/// its data shared, never copied.
+#[derive(Clone)]
+pub(crate) enum Saved<T> {
+    Scalar(T),
+    Tensor(Box<Tensor<T>>),
+}
+
+impl<T: Element> Saved<T> {
+    pub fn new(t: &Tensor<T>) -> Self {
+        match t.as_one() {
+            Some(x) if t.rank() == 0 => Saved::Scalar(x),
+            _ => Saved::Tensor(Box::new(t.clone())),
+        }
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            Saved::Scalar(_) => &[],
+            Saved::Tensor(t) => t.shape(),
+        }
+    }
+
+    /// Bytes of element data kept alive.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Saved::Scalar(_) => std::mem::size_of::<T>(),
+            Saved::Tensor(t) => t.bytes(),
+        }
+    }
+}
+
+/// A tensor kept for backward, plain or [`Saved`]: what [`Vjp::input`] and
+/// [`Vjp::output`] lift into the sweep.
+pub(crate) trait SavedTensor<T> {
+    /// The tensor (its data shared, never copied).
+    fn to_tensor(&self) -> Tensor<T>;
+}
+
+impl<T: Clone> SavedTensor<T> for Tensor<T> {
+    fn to_tensor(&self) -> Tensor<T> {
+        self.clone()
+    }
+}
+
+impl<T: Element> SavedTensor<T> for Saved<T> {
+    fn to_tensor(&self) -> Tensor<T> {
+        match self {
+            Saved::Scalar(x) => Tensor::one(*x, Shape::new()),
+            Saved::Tensor(t) => Tensor::clone(t),
         }
     }
 }
@@ -124,6 +182,14 @@ pub(crate) trait Algebra<T: Element>: Clone {
     /// `op(self) · op(o)` where `op` transposes the last two axes when its flag is set.
     fn matmul_t(&self, ta: bool, o: &Self, tb: bool) -> Self;
     fn sum_to(&self, shape: &[usize]) -> Self;
+    /// [`Algebra::sum_to`] of an owned value: returned as is when it has that shape.
+    fn into_sum_to(self, shape: &[usize]) -> Self {
+        if self.shape() == shape {
+            self
+        } else {
+            self.sum_to(shape)
+        }
+    }
     fn sum_axes_keepdim(&self, axes: &[usize]) -> Self;
     fn broadcast_to(&self, shape: &[usize]) -> Self;
     fn reshape(&self, shape: &[usize]) -> Self;
@@ -175,7 +241,7 @@ impl<T: Element> Algebra<T> for Tensor<T> {
     }
     fn mul_fn_of(&self, x: &Tensor<T>, f: impl Fn(T) -> T) -> Self {
         if let (Some(g), Some(x)) = (self.as_one(), x.as_one()) {
-            return Tensor::one(g * f(x), Shape::from_slice(self.shape()));
+            return Tensor::one(g * f(x), shape::copy(self.shape()));
         }
         let products = self.data().iter().zip(x.data()).map(|(&g, &x)| g * f(x));
         Tensor::from_parts(

@@ -470,11 +470,11 @@ pub(crate) fn var_pad<'t, T: Element>(
 ) -> Var<'t, T> {
     let input_len = x.shape()[axis];
     x.tape.record(&[x], pad(&x.value, axis, start, len), || {
-        Op::Movement(MovementOp::Pad {
+        Op::Movement(Box::new(MovementOp::Pad {
             axis,
             start,
             input_len,
-        })
+        }))
     })
 }
 
@@ -486,11 +486,11 @@ pub(crate) fn var_index_select<'t, T: Element>(
     let input_len = x.shape()[axis];
     x.tape
         .record(&[x], index_select(&x.value, axis, index), || {
-            Op::Movement(MovementOp::IndexSelect {
+            Op::Movement(Box::new(MovementOp::IndexSelect {
                 axis,
                 index: index.clone(),
                 input_len,
-            })
+            }))
         })
 }
 
@@ -502,10 +502,10 @@ pub(crate) fn var_index_add<'t, T: Element>(
 ) -> Var<'t, T> {
     x.tape
         .record(&[x], index_add(&x.value, axis, index, len), || {
-            Op::Movement(MovementOp::IndexAdd {
+            Op::Movement(Box::new(MovementOp::IndexAdd {
                 axis,
                 index: index.clone(),
-            })
+            }))
         })
 }
 
@@ -517,17 +517,18 @@ pub(crate) fn var_scatter_add<'t, T: Element>(
 ) -> Var<'t, T> {
     x.tape
         .record(&[x], scatter_add(&x.value, axis, index, shape), || {
-            Op::Movement(MovementOp::ScatterAdd {
+            Op::Movement(Box::new(MovementOp::ScatterAdd {
                 axis,
                 index: index.clone(),
-            })
+            }))
         })
 }
 
 impl<'t, T: Element> Var<'t, T> {
     #[track_caller]
     fn movement(&self, value: Tensor<T>, op: impl FnOnce() -> MovementOp) -> Var<'t, T> {
-        self.tape.record(&[self], value, || Op::Movement(op()))
+        self.tape
+            .record(&[self], value, || Op::Movement(Box::new(op())))
     }
 
     /// The same elements with another shape of equal element count (no copy).
@@ -603,10 +604,10 @@ impl<'t, T: Element> Var<'t, T> {
         let values: Vec<&Tensor<T>> = parts.iter().map(|p| &p.value).collect();
         let value = concat(&values, axis, shape);
         Ok(first.tape.record(parts, value, || {
-            Op::Movement(MovementOp::Concat {
+            Op::Movement(Box::new(MovementOp::Concat {
                 axis,
                 lens: parts.iter().map(|p| p.shape()[axis]).collect(),
-            })
+            }))
         }))
     }
     /// [`Var::try_concat`]; panics with its error.

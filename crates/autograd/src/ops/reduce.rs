@@ -128,9 +128,9 @@ pub(crate) fn var_sum_to<'t, T: Element>(x: &Var<'t, T>, shape: &[usize]) -> Var
     }
     let value = sum_to(&x.value, shape);
     x.tape.record(&[x], value, || {
-        Op::Reduce(ReduceOp::SumTo {
+        Op::Reduce(Box::new(ReduceOp::SumTo {
             input: x.shape().into(),
-        })
+        }))
     })
 }
 
@@ -234,10 +234,10 @@ impl<'t, T: Element> Var<'t, T> {
         let value = self.value.try_sum_axes(axes, keepdim)?;
         let axes = check_axes("sum", axes, self.shape())?;
         Ok(self.tape.record(&[self], value, || {
-            Op::Reduce(ReduceOp::Sum {
+            Op::Reduce(Box::new(ReduceOp::Sum {
                 input: self.shape().into(),
                 axes,
-            })
+            }))
         }))
     }
     /// [`Var::try_sum_axes`]; panics with its error.
@@ -271,11 +271,11 @@ impl<'t, T: Element> Var<'t, T> {
     pub fn try_max_axis(&self, axis: usize, keepdim: bool) -> Result<Var<'t, T>> {
         let (value, argmax) = self.value.try_max_with_argmax(axis, keepdim)?;
         Ok(self.tape.record(&[self], value, || {
-            Op::Reduce(ReduceOp::Max {
+            Op::Reduce(Box::new(ReduceOp::Max {
                 input: self.shape().into(),
                 axis,
                 argmax,
-            })
+            }))
         }))
     }
     /// [`Var::try_max_axis`]; panics with its error.

@@ -105,7 +105,7 @@ impl<'t, T: Element> Var<'t, T> {
     pub fn try_softmax(&self, axis: usize) -> Result<Var<'t, T>> {
         let out = self.value.try_softmax(axis)?;
         Ok(self.tape.record(&[self], out.clone(), || {
-            Op::Softmax(SoftmaxOp::Softmax { axis, out })
+            Op::Softmax(Box::new(SoftmaxOp::Softmax { axis, out }))
         }))
     }
     /// [`Var::try_softmax`]; panics with its error.
@@ -118,7 +118,7 @@ impl<'t, T: Element> Var<'t, T> {
     pub fn try_log_softmax(&self, axis: usize) -> Result<Var<'t, T>> {
         let out = self.value.try_log_softmax(axis)?;
         Ok(self.tape.record(&[self], out.clone(), || {
-            Op::Softmax(SoftmaxOp::LogSoftmax { axis, out })
+            Op::Softmax(Box::new(SoftmaxOp::LogSoftmax { axis, out }))
         }))
     }
     /// [`Var::try_log_softmax`]; panics with its error.

@@ -20,11 +20,11 @@
 //! Masks such as ReLU's step are constants in the backward pass (their derivative is 0
 //! almost everywhere), which is also what recorded backward records.
 
-use super::{Algebra, Op};
+use super::{Algebra, Op, Saved, SavedTensor};
 use crate::buffer_pool;
 use crate::element::Element;
 use crate::error::{Caller, Error, Result, or_panic};
-use crate::shape::Shape;
+use crate::shape;
 use crate::tape::{Lift, Var, Vjp};
 use crate::tensor::Tensor;
 
@@ -65,44 +65,44 @@ pub(crate) enum UnaryOp<T> {
     /// Saves `x` only for `c / x`.
     Scalar {
         op: ScalarOp<T>,
-        x: Option<Tensor<T>>,
+        x: Option<Saved<T>>,
     },
     Exp {
-        out: Tensor<T>,
+        out: Saved<T>,
     },
     Ln {
-        x: Tensor<T>,
+        x: Saved<T>,
     },
     Sqrt {
-        out: Tensor<T>,
+        out: Saved<T>,
     },
     Powf {
-        x: Tensor<T>,
+        x: Saved<T>,
         p: T,
     },
     Abs {
-        x: Tensor<T>,
+        x: Saved<T>,
     },
     /// Saves its output: [y > 0] = [x > 0], and the output is usually what the next layer
     /// saves anyway, so the two share one buffer.
     Relu {
-        out: Tensor<T>,
+        out: Saved<T>,
     },
     LeakyRelu {
-        x: Tensor<T>,
+        x: Saved<T>,
         slope: T,
     },
     Sigmoid {
-        out: Tensor<T>,
+        out: Saved<T>,
     },
     Tanh {
-        out: Tensor<T>,
+        out: Saved<T>,
     },
     Softplus {
-        x: Tensor<T>,
+        x: Saved<T>,
     },
     Clamp {
-        x: Tensor<T>,
+        x: Saved<T>,
         lo: T,
         hi: T,
     },
@@ -133,7 +133,7 @@ impl<T: Element> UnaryOp<T> {
         }
     }
 
-    pub fn saved(&self) -> Vec<&Tensor<T>> {
+    pub fn saved(&self) -> Vec<&Saved<T>> {
         match self {
             UnaryOp::Scalar { x, .. } => x.iter().collect(),
             UnaryOp::Exp { out }
@@ -170,7 +170,7 @@ impl<T: Element> UnaryOp<T> {
             UnaryOp::Ln { x } => g.div(&cx.input(0, x)),
             UnaryOp::Sqrt { out } => g.div(&cx.output(out).mul_scalar(two)),
             UnaryOp::Powf { x, p } => g.mul(&cx.input(0, x).powf(*p - T::one()).mul_scalar(*p)),
-            UnaryOp::Abs { x } => g.mul_fn_of(x, |v| {
+            UnaryOp::Abs { x } => g.mul_fn_of(&x.to_tensor(), |v| {
                 if v > T::zero() {
                     T::one()
                 } else if v < T::zero() {
@@ -179,12 +179,12 @@ impl<T: Element> UnaryOp<T> {
                     T::zero()
                 }
             }),
-            UnaryOp::Relu { out } => {
-                g.mul_fn_of(out, |v| if v > T::zero() { T::one() } else { T::zero() })
-            }
-            UnaryOp::LeakyRelu { x, slope } => {
-                g.mul_fn_of(x, |v| if v > T::zero() { T::one() } else { *slope })
-            }
+            UnaryOp::Relu { out } => g.mul_fn_of(&out.to_tensor(), |v| {
+                if v > T::zero() { T::one() } else { T::zero() }
+            }),
+            UnaryOp::LeakyRelu { x, slope } => g.mul_fn_of(&x.to_tensor(), |v| {
+                if v > T::zero() { T::one() } else { *slope }
+            }),
             UnaryOp::Sigmoid { out } => {
                 let y = cx.output(out);
                 g.mul(&y.mul(&y.rsub_scalar(T::one())))
@@ -194,7 +194,7 @@ impl<T: Element> UnaryOp<T> {
                 g.mul(&y.mul(&y).rsub_scalar(T::one()))
             }
             UnaryOp::Softplus { x } => g.mul(&cx.input(0, x).sigmoid()),
-            UnaryOp::Clamp { x, lo, hi } => g.mul_fn_of(x, |v| {
+            UnaryOp::Clamp { x, lo, hi } => g.mul_fn_of(&x.to_tensor(), |v| {
                 if *lo <= v && v <= *hi {
                     T::one()
                 } else {
@@ -233,7 +233,7 @@ fn gelu<T: Element>(x: T) -> T {
 impl<T: Element> Tensor<T> {
     /// `f` applied to every element.
     pub fn map(&self, f: impl Fn(T) -> T) -> Tensor<T> {
-        let shape = Shape::from_slice(self.shape());
+        let shape = shape::copy(self.shape());
         match self.as_one() {
             Some(x) => Tensor::one(f(x), shape),
             None => Tensor::from_parts(
@@ -316,36 +316,47 @@ impl<'t, T: Element> Var<'t, T> {
         self.tape.record(&[self], value, || Op::Unary(op()))
     }
 
+    /// Records an op that saves its output `out`.
+    #[track_caller]
+    fn unary_saving_output(
+        &self,
+        out: Tensor<T>,
+        op: impl FnOnce(Saved<T>) -> UnaryOp<T>,
+    ) -> Var<'t, T> {
+        self.tape
+            .record_with_output(&[self], out, |out| Op::Unary(op(Saved::new(out))))
+    }
+
     #[track_caller]
     pub(crate) fn scalar_op(&self, op: ScalarOp<T>) -> Var<'t, T> {
-        let x = matches!(op, ScalarOp::RDiv(_)).then(|| self.value.clone());
-        self.unary(op.apply(&self.value), || UnaryOp::Scalar { op, x })
+        self.unary(op.apply(&self.value), || UnaryOp::Scalar {
+            op,
+            x: matches!(op, ScalarOp::RDiv(_)).then(|| Saved::new(&self.value)),
+        })
     }
 
     /// eˣ elementwise.
     #[track_caller]
     pub fn exp(&self) -> Var<'t, T> {
-        let out = self.value.exp();
-        self.unary(out.clone(), || UnaryOp::Exp { out })
+        self.unary_saving_output(self.value.exp(), |out| UnaryOp::Exp { out })
     }
     /// Natural logarithm elementwise.
     #[track_caller]
     pub fn ln(&self) -> Var<'t, T> {
         self.unary(self.value.ln(), || UnaryOp::Ln {
-            x: self.value.clone(),
+            x: Saved::new(&self.value),
         })
     }
     /// Square root elementwise.
     #[track_caller]
     pub fn sqrt(&self) -> Var<'t, T> {
-        let out = self.value.sqrt();
-        self.unary(out.clone(), || UnaryOp::Sqrt { out })
+        self.unary_saving_output(self.value.sqrt(), |out| UnaryOp::Sqrt { out })
     }
     /// xᵖ elementwise.
     #[track_caller]
     pub fn powf(&self, p: T) -> Var<'t, T> {
         self.unary(self.value.powf(p), || UnaryOp::Powf {
-            x: self.value.clone(),
+            x: Saved::new(&self.value),
             p,
         })
     }
@@ -353,40 +364,37 @@ impl<'t, T: Element> Var<'t, T> {
     #[track_caller]
     pub fn abs(&self) -> Var<'t, T> {
         self.unary(self.value.abs(), || UnaryOp::Abs {
-            x: self.value.clone(),
+            x: Saved::new(&self.value),
         })
     }
     /// max(x, 0) elementwise (gradient 0 at 0).
     #[track_caller]
     pub fn relu(&self) -> Var<'t, T> {
-        let out = self.value.relu();
-        self.unary(out.clone(), || UnaryOp::Relu { out })
+        self.unary_saving_output(self.value.relu(), |out| UnaryOp::Relu { out })
     }
     /// x for x > 0, `slope`·x otherwise.
     #[track_caller]
     pub fn leaky_relu(&self, slope: T) -> Var<'t, T> {
         self.unary(self.value.leaky_relu(slope), || UnaryOp::LeakyRelu {
-            x: self.value.clone(),
+            x: Saved::new(&self.value),
             slope,
         })
     }
     /// The logistic function 1/(1+e⁻ˣ), stable for any input.
     #[track_caller]
     pub fn sigmoid(&self) -> Var<'t, T> {
-        let out = self.value.sigmoid();
-        self.unary(out.clone(), || UnaryOp::Sigmoid { out })
+        self.unary_saving_output(self.value.sigmoid(), |out| UnaryOp::Sigmoid { out })
     }
     /// Hyperbolic tangent elementwise.
     #[track_caller]
     pub fn tanh(&self) -> Var<'t, T> {
-        let out = self.value.tanh();
-        self.unary(out.clone(), || UnaryOp::Tanh { out })
+        self.unary_saving_output(self.value.tanh(), |out| UnaryOp::Tanh { out })
     }
     /// ln(1 + eˣ), stable for any input.
     #[track_caller]
     pub fn softplus(&self) -> Var<'t, T> {
         self.unary(self.value.softplus(), || UnaryOp::Softplus {
-            x: self.value.clone(),
+            x: Saved::new(&self.value),
         })
     }
     /// Each element limited to `[lo, hi]` (gradient 1 inside, boundaries included).
@@ -394,7 +402,7 @@ impl<'t, T: Element> Var<'t, T> {
     pub fn try_clamp(&self, lo: T, hi: T) -> Result<Var<'t, T>> {
         check_clamp(lo, hi)?;
         Ok(self.unary(self.value.clamp(lo, hi), || UnaryOp::Clamp {
-            x: self.value.clone(),
+            x: Saved::new(&self.value),
             lo,
             hi,
         }))

@@ -317,10 +317,10 @@ impl<T: Element> Tape<T> {
             phase: AnomalyPhase::Backward,
             node: id,
             op: node.op.name(),
-            input_shapes: node
-                .inputs
+            input_shapes: nodes
+                .inputs(id)
                 .iter()
-                .map(|i| i.map(|i| nodes[i].shape.clone()))
+                .map(|i| i.map(|i| Shape::from_slice(nodes.shape(i))))
                 .collect(),
             what,
             at: node.at,
@@ -449,6 +449,13 @@ impl<T: Element> SweepExtras<T> {
         }
     }
 
+    /// Whether any feature is on (when none is, the sweep skips [`SweepExtras::at_node`]
+    /// and [`SweepExtras::sent`]).
+    #[inline]
+    pub fn any(&self) -> bool {
+        !self.hooked.is_empty() || self.tracked.is_some() || self.anomaly
+    }
+
     /// At node `id`, whose gradient `g` is final: its hooks, then the anomaly check.
     pub fn at_node<L: Lift<T>>(
         &mut self,
@@ -462,7 +469,7 @@ impl<T: Element> SweepExtras<T> {
         }
         if self.hooked.last() == Some(&id) {
             if let Some(new) = tape.run_hooks(id, g.tensor())? {
-                *g = lift.lift(None, &new);
+                *g = lift.lift(None, new);
             }
         }
         if self.anomaly {
