@@ -6,7 +6,7 @@
 
 use super::page::{Page, Table, sig};
 use super::plot::{Figure, Panel, Series, Style};
-use super::{Chapter, Progress, Size};
+use super::{Chapter, Progress};
 use autograd::{BackwardStep, Tape, Tensor, seeded_rng};
 use nn::{Ctx, Init, Module, ResidualBlock};
 
@@ -15,7 +15,7 @@ pub const CHAPTER: Chapter = Chapter {
     number: 1,
     slug: "01_tape",
     title: "The tape",
-    page: |size, progress| run(&Config::of(size), progress).page(),
+    page: |size, progress| run(&size.pick(Config::full, Config::smoke), progress).page(),
 };
 
 /// Sizes of the chapter.
@@ -45,14 +45,6 @@ impl Config {
     /// The tests' sizes (the same: the chapter is tiny).
     pub fn smoke() -> Self {
         Self::full()
-    }
-
-    /// The sizes for `size`.
-    pub fn of(size: Size) -> Self {
-        match size {
-            Size::Full => Self::full(),
-            Size::Smoke => Self::smoke(),
-        }
     }
 }
 

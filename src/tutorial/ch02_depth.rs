@@ -7,7 +7,7 @@
 use super::page::{Page, Table, sig};
 use super::plot::{Figure, Panel, Series};
 use super::training::{GradientProfile, gradient_profile};
-use super::{Chapter, Progress, Size};
+use super::{Chapter, Progress};
 use autograd::seeded_rng;
 use nn::data::two_spirals;
 use nn::{Activation, Init, MlpConfig, Normalization};
@@ -17,7 +17,7 @@ pub const CHAPTER: Chapter = Chapter {
     number: 2,
     slug: "02_depth",
     title: "Why depth is hard",
-    page: |size, progress| run(&Config::of(size), progress).page(),
+    page: |size, progress| run(&size.pick(Config::full, Config::smoke), progress).page(),
 };
 
 /// Sizes of the chapter.
@@ -54,14 +54,6 @@ impl Config {
             width: 16,
             points_per_class: 32,
             ..Self::full()
-        }
-    }
-
-    /// The sizes for `size`.
-    pub fn of(size: Size) -> Self {
-        match size {
-            Size::Full => Self::full(),
-            Size::Smoke => Self::smoke(),
         }
     }
 }

@@ -8,7 +8,7 @@
 
 use super::page::{Page, Table, sig};
 use super::plot::{Figure, Panel, Series, Style};
-use super::{Chapter, Progress, Size};
+use super::{Chapter, Progress};
 use autograd::{Tape, Tensor, seeded_rng};
 use nn::crosscheck::{CrosscheckReport, crosscheck_layers};
 use nn::manual::{self, Layer};
@@ -19,7 +19,7 @@ pub const CHAPTER: Chapter = Chapter {
     number: 3,
     slug: "03_block",
     title: "The residual block",
-    page: |size, progress| run(&Config::of(size), progress).page(),
+    page: |size, progress| run(&size.pick(Config::full, Config::smoke), progress).page(),
 };
 
 /// Sizes of the chapter.
@@ -53,14 +53,6 @@ impl Config {
             batch: 8,
             branch_scales: vec![1.0, 1e-2, 1e-4],
             ..Self::full()
-        }
-    }
-
-    /// The sizes for `size`.
-    pub fn of(size: Size) -> Self {
-        match size {
-            Size::Full => Self::full(),
-            Size::Smoke => Self::smoke(),
         }
     }
 }

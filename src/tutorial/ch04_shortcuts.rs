@@ -6,7 +6,7 @@
 use super::page::{Page, Table, sig};
 use super::plot::{Figure, Panel, Series, Style};
 use super::training::{GradientProfile, gradient_profile};
-use super::{Chapter, Progress, Size};
+use super::{Chapter, Progress, ch02_depth};
 use autograd::seeded_rng;
 use nn::data::two_spirals;
 use nn::{Activation, Init, MlpConfig, Normalization};
@@ -16,7 +16,7 @@ pub const CHAPTER: Chapter = Chapter {
     number: 4,
     slug: "04_shortcuts",
     title: "Gradient flow with shortcuts",
-    page: |size, progress| run(&Config::of(size), progress).page(),
+    page: |size, progress| run(&size.pick(Config::full, Config::smoke), progress).page(),
 };
 
 /// Sizes of the chapter.
@@ -33,31 +33,24 @@ pub struct Config {
 }
 
 impl Config {
-    /// The tour's sizes (chapter 2's).
+    /// The tour's sizes: chapter 2's.
     pub fn full() -> Self {
-        Config {
-            depths: vec![10, 50, 100],
-            width: 32,
-            points_per_class: 128,
-            seed: 2,
-        }
+        Self::as_in_chapter_2(ch02_depth::Config::full())
     }
 
-    /// The tests' sizes.
+    /// The tests' sizes: chapter 2's.
     pub fn smoke() -> Self {
-        Config {
-            depths: vec![5, 30],
-            width: 16,
-            points_per_class: 32,
-            ..Self::full()
-        }
+        Self::as_in_chapter_2(ch02_depth::Config::smoke())
     }
 
-    /// The sizes for `size`.
-    pub fn of(size: Size) -> Self {
-        match size {
-            Size::Full => Self::full(),
-            Size::Smoke => Self::smoke(),
+    /// The depths, width, batch and seed of chapter 2's run, so that the plain and the
+    /// residual networks are measured on the same problem.
+    fn as_in_chapter_2(depth: ch02_depth::Config) -> Self {
+        Config {
+            depths: depth.depths,
+            width: depth.width,
+            points_per_class: depth.points_per_class,
+            seed: depth.seed,
         }
     }
 }

@@ -8,7 +8,7 @@
 use super::page::{Page, Table, sig};
 use super::plot::{Figure, Panel, Series, Style};
 use super::training::{OptimizerKind, TrainingRun, train};
-use super::{Chapter, Progress, Size};
+use super::{Chapter, Progress};
 use autograd::seeded_rng;
 use nn::data::two_spirals;
 use nn::{Activation, Init, MlpConfig};
@@ -18,7 +18,7 @@ pub const CHAPTER: Chapter = Chapter {
     number: 5,
     slug: "05_degradation",
     title: "Degradation",
-    page: |size, progress| run(&Config::of(size), progress).page(),
+    page: |size, progress| run(&size.pick(Config::full, Config::smoke), progress).page(),
 };
 
 /// Sizes of the chapter.
@@ -70,14 +70,6 @@ impl Config {
             contrast_seeds: 0,
             seeds: vec![0, 1, 2],
             ..Self::full()
-        }
-    }
-
-    /// The sizes for `size`.
-    pub fn of(size: Size) -> Self {
-        match size {
-            Size::Full => Self::full(),
-            Size::Smoke => Self::smoke(),
         }
     }
 }

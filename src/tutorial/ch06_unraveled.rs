@@ -9,7 +9,7 @@ use super::ch05_degradation::{Kind, median, recipe};
 use super::page::{Page, Table, sig};
 use super::plot::{Figure, Panel, Series, Style};
 use super::training::{Evaluation, OptimizerKind, train};
-use super::{Chapter, Progress, Size};
+use super::{Chapter, Progress};
 use autograd::rand::seq::SliceRandom;
 use autograd::{Tape, seeded_rng};
 use nn::analysis::path_gradients;
@@ -23,7 +23,7 @@ pub const CHAPTER: Chapter = Chapter {
     number: 6,
     slug: "06_unraveled",
     title: "The unraveled view",
-    page: |size, progress| run(&Config::of(size), progress).page(),
+    page: |size, progress| run(&size.pick(Config::full, Config::smoke), progress).page(),
 };
 
 /// Sizes of the chapter.
@@ -71,14 +71,6 @@ impl Config {
             multi_lesions: vec![0, 1, 2, 4],
             draws: 5,
             ..Self::full()
-        }
-    }
-
-    /// The sizes for `size`.
-    pub fn of(size: Size) -> Self {
-        match size {
-            Size::Full => Self::full(),
-            Size::Smoke => Self::smoke(),
         }
     }
 }

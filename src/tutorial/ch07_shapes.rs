@@ -9,7 +9,7 @@
 use super::page::{Page, Table, sig};
 use super::plot::{Figure, Legend, Panel, Series, Style};
 use super::training::{Evaluation, OptimizerKind, evaluate, train};
-use super::{Chapter, Progress, Size};
+use super::{Chapter, Progress};
 use autograd::{Tape, Tensor, seeded_rng};
 use nn::builder::Branch;
 use nn::conv_block::BasicConvBlock;
@@ -24,7 +24,7 @@ pub const CHAPTER: Chapter = Chapter {
     number: 7,
     slug: "07_shapes",
     title: "Shapes that change",
-    page: |size, progress| run(&Config::of(size), progress).page(),
+    page: |size, progress| run(&size.pick(Config::full, Config::smoke), progress).page(),
 };
 
 /// Sizes of the chapter.
@@ -73,14 +73,6 @@ impl Config {
             fine_tune: 30,
             kept: vec![16, 8, 2],
             ..Self::full()
-        }
-    }
-
-    /// The sizes for `size`.
-    pub fn of(size: Size) -> Self {
-        match size {
-            Size::Full => Self::full(),
-            Size::Smoke => Self::smoke(),
         }
     }
 }

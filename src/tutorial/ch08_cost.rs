@@ -9,7 +9,7 @@ use super::alloc_meter::{human, peak_bytes};
 use super::page::{Page, Table, sig};
 use super::plot::{Figure, Panel, Series, Style};
 use super::timing::{human_seconds, median_seconds, median_seconds_alternating};
-use super::{Chapter, Progress, Size};
+use super::{Chapter, Progress};
 use crate::workloads::{ResMlp, autograd_step};
 use autograd::{Tape, Tensor, Var};
 use nn::{Ctx, Module, ResidualBlock};
@@ -19,7 +19,7 @@ pub const CHAPTER: Chapter = Chapter {
     number: 8,
     slug: "08_cost",
     title: "What residuals cost",
-    page: |size, progress| run(&Config::of(size), progress).page(),
+    page: |size, progress| run(&size.pick(Config::full, Config::smoke), progress).page(),
 };
 
 /// Sizes of the chapter.
@@ -41,14 +41,6 @@ impl Config {
     pub fn smoke() -> Self {
         Config {
             sizes: vec![(ResMlp::S, 3)],
-        }
-    }
-
-    /// The sizes for `size`.
-    pub fn of(size: Size) -> Self {
-        match size {
-            Size::Full => Self::full(),
-            Size::Smoke => Self::smoke(),
         }
     }
 }

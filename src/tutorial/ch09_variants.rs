@@ -7,7 +7,7 @@
 use super::page::{Page, Table, sig};
 use super::plot::{Figure, Panel, Series, Style};
 use super::training::{Evaluation, OptimizerKind, TrainingRun, evaluate, train_observed};
-use super::{Chapter, Progress, Size};
+use super::{Chapter, Progress};
 use autograd::seeded_rng;
 use nn::builder::Branch;
 use nn::data::{Dataset, two_spirals};
@@ -21,7 +21,7 @@ pub const CHAPTER: Chapter = Chapter {
     number: 9,
     slug: "09_variants",
     title: "Variants",
-    page: |size, progress| run(&Config::of(size), progress).page(),
+    page: |size, progress| run(&size.pick(Config::full, Config::smoke), progress).page(),
 };
 
 /// Sizes of the chapter.
@@ -72,14 +72,6 @@ impl Config {
             test_per_class: 200,
             steps: 300,
             ..Self::full()
-        }
-    }
-
-    /// The sizes for `size`.
-    pub fn of(size: Size) -> Self {
-        match size {
-            Size::Full => Self::full(),
-            Size::Smoke => Self::smoke(),
         }
     }
 }

@@ -8,7 +8,7 @@ use super::alloc_meter::{human, peak_bytes};
 use super::page::{Page, Table, sig};
 use super::plot::{Figure, Panel, Series, Style};
 use super::timing::{human_seconds, median_seconds_alternating};
-use super::{Chapter, Progress, Size};
+use super::{Chapter, Progress};
 use crate::workloads::{ResMlp, autograd_step, manual_blocks, manual_step};
 use autograd::Tape;
 use nn::crosscheck::{Difference, crosscheck_layers};
@@ -20,7 +20,7 @@ pub const CHAPTER: Chapter = Chapter {
     number: 10,
     slug: "10_manual",
     title: "Autograd vs manual backprop",
-    page: |size, progress| run(&Config::of(size), progress).page(),
+    page: |size, progress| run(&size.pick(Config::full, Config::smoke), progress).page(),
 };
 
 /// Sizes of the chapter.
@@ -46,14 +46,6 @@ impl Config {
         Config {
             sizes: vec![(ResMlp::S, 3)],
             lockstep: 3,
-        }
-    }
-
-    /// The sizes for `size`.
-    pub fn of(size: Size) -> Self {
-        match size {
-            Size::Full => Self::full(),
-            Size::Smoke => Self::smoke(),
         }
     }
 }

@@ -45,6 +45,17 @@ pub enum Size {
     Smoke,
 }
 
+impl Size {
+    /// `full()` at the tour's sizes, `smoke()` at the tests': a chapter's
+    /// `size.pick(Config::full, Config::smoke)`.
+    pub fn pick<C>(self, full: impl FnOnce() -> C, smoke: impl FnOnce() -> C) -> C {
+        match self {
+            Size::Full => full(),
+            Size::Smoke => smoke(),
+        }
+    }
+}
+
 /// A chapter as the examples and the tour see it.
 #[derive(Clone, Copy)]
 pub struct Chapter {

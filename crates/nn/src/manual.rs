@@ -465,20 +465,23 @@ impl<T: Element> ResidualBlock<T> {
                 });
             }
         }
-        Ok(ResidualBlock {
-            linear1,
-            relu1: ReLU::new(),
-            linear2,
-            relu2: ReLU::new(),
-        })
+        Ok(Self::from_layers(linear1, linear2))
     }
 
     /// The same parameters as an autograd [`crate::ResidualBlock`].
     pub fn from_autograd(block: &crate::ResidualBlock<T>) -> Self {
+        Self::from_layers(
+            Linear::from_autograd(&block.linear1),
+            Linear::from_autograd(&block.linear2),
+        )
+    }
+
+    /// The block around its layers (widths not checked), with fresh ReLUs.
+    fn from_layers(linear1: Linear<T>, linear2: Linear<T>) -> Self {
         ResidualBlock {
-            linear1: Linear::from_autograd(&block.linear1),
+            linear1,
             relu1: ReLU::new(),
-            linear2: Linear::from_autograd(&block.linear2),
+            linear2,
             relu2: ReLU::new(),
         }
     }
@@ -570,22 +573,25 @@ impl<T: Element> ProjectionBlock<T> {
                 });
             }
         }
-        Ok(ProjectionBlock {
-            linear1,
-            relu1: ReLU::new(),
-            linear2,
-            projection,
-            relu2: ReLU::new(),
-        })
+        Ok(Self::from_layers(linear1, linear2, projection))
     }
 
     /// The same parameters as an autograd [`crate::ProjectionBlock`].
     pub fn from_autograd(block: &crate::ProjectionBlock<T>) -> Self {
+        Self::from_layers(
+            Linear::from_autograd(&block.linear1),
+            Linear::from_autograd(&block.linear2),
+            Linear::from_autograd(&block.projection),
+        )
+    }
+
+    /// The block around its layers (widths not checked), with fresh ReLUs.
+    fn from_layers(linear1: Linear<T>, linear2: Linear<T>, projection: Linear<T>) -> Self {
         ProjectionBlock {
-            linear1: Linear::from_autograd(&block.linear1),
+            linear1,
             relu1: ReLU::new(),
-            linear2: Linear::from_autograd(&block.linear2),
-            projection: Linear::from_autograd(&block.projection),
+            linear2,
+            projection,
             relu2: ReLU::new(),
         }
     }

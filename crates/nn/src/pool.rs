@@ -5,101 +5,82 @@ use crate::module::{Ctx, Module};
 use crate::param::Param;
 use autograd::{Element, Result, Var};
 
-/// Max pooling over `[N, C, H, W]`: the largest value of each `kernel` window, windows
-/// moved by `stride`; the gradient goes to each window's arg-max.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MaxPool2d {
-    /// Window size (height, width).
-    pub kernel: (usize, usize),
-    /// Step between windows (height, width).
-    pub stride: (usize, usize),
-    /// Padding on each side, never chosen as a maximum; at most half the kernel.
-    pub padding: (usize, usize),
-}
-
-impl MaxPool2d {
-    /// Windows of `kernel` moved by `stride`, no padding.
-    pub fn new(kernel: (usize, usize), stride: (usize, usize)) -> Self {
-        MaxPool2d {
-            kernel,
-            stride,
-            padding: (0, 0),
+/// A pooling layer over `[N, C, H, W]`: its window geometry (`kernel`, `stride`,
+/// `padding`), `new`, `with_padding`, `try_forward` (the op `$op` on the input) and its
+/// `Module` impl. Each use states only what differs: the docs and the op.
+macro_rules! pooling_layer {
+    (
+        $(#[$doc:meta])*
+        $name:ident, op: $op:ident,
+        padding: $padding_doc:literal,
+        with_padding: $with_padding_doc:literal $(,)?
+    ) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub struct $name {
+            /// Window size (height, width).
+            pub kernel: (usize, usize),
+            /// Step between windows (height, width).
+            pub stride: (usize, usize),
+            #[doc = $padding_doc]
+            pub padding: (usize, usize),
         }
-    }
 
-    /// The same pooling with padding (e.g. ResNet's stem: 3×3, stride 2, padding 1).
-    pub fn with_padding(mut self, padding: (usize, usize)) -> Self {
-        self.padding = padding;
-        self
-    }
+        impl $name {
+            /// Windows of `kernel` moved by `stride`, no padding.
+            pub fn new(kernel: (usize, usize), stride: (usize, usize)) -> Self {
+                $name {
+                    kernel,
+                    stride,
+                    padding: (0, 0),
+                }
+            }
 
-    /// The forward pass, with shape errors returned.
-    #[track_caller]
-    pub fn try_forward<'t, T: Element>(&self, x: &Var<'t, T>) -> Result<Var<'t, T>> {
-        x.try_max_pool2d(self.kernel, self.stride, self.padding)
-    }
-}
+            #[doc = $with_padding_doc]
+            pub fn with_padding(mut self, padding: (usize, usize)) -> Self {
+                self.padding = padding;
+                self
+            }
 
-impl<T: Element> Module<T> for MaxPool2d {
-    /// # Panics
-    /// Where [`MaxPool2d::try_forward`] returns an error, with its message.
-    #[track_caller]
-    fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        self.try_forward(x).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
-        Vec::new()
-    }
-}
-
-/// Average pooling over `[N, C, H, W]`: the mean of each `kernel` window, windows moved by
-/// `stride`; zero padding counts in the mean (PyTorch's default).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AvgPool2d {
-    /// Window size (height, width).
-    pub kernel: (usize, usize),
-    /// Step between windows (height, width).
-    pub stride: (usize, usize),
-    /// Zero padding on each side; at most half the kernel.
-    pub padding: (usize, usize),
-}
-
-impl AvgPool2d {
-    /// Windows of `kernel` moved by `stride`, no padding.
-    pub fn new(kernel: (usize, usize), stride: (usize, usize)) -> Self {
-        AvgPool2d {
-            kernel,
-            stride,
-            padding: (0, 0),
+            /// The forward pass, with shape errors returned.
+            #[track_caller]
+            pub fn try_forward<'t, T: Element>(&self, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+                x.$op(self.kernel, self.stride, self.padding)
+            }
         }
-    }
 
-    /// The same pooling with zero padding.
-    pub fn with_padding(mut self, padding: (usize, usize)) -> Self {
-        self.padding = padding;
-        self
-    }
+        impl<T: Element> Module<T> for $name {
+            /// # Panics
+            #[doc = concat!(
+                " Where [`", stringify!($name), "::try_forward`] returns an error, with its message."
+            )]
+            #[track_caller]
+            fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
+                self.try_forward(x).unwrap_or_else(|e| panic!("{e}"))
+            }
 
-    /// The forward pass, with shape errors returned.
-    #[track_caller]
-    pub fn try_forward<'t, T: Element>(&self, x: &Var<'t, T>) -> Result<Var<'t, T>> {
-        x.try_avg_pool2d(self.kernel, self.stride, self.padding)
-    }
+            fn named_parameters(&self) -> Vec<(String, Param<T>)> {
+                Vec::new()
+            }
+        }
+    };
 }
 
-impl<T: Element> Module<T> for AvgPool2d {
-    /// # Panics
-    /// Where [`AvgPool2d::try_forward`] returns an error, with its message.
-    #[track_caller]
-    fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        self.try_forward(x).unwrap_or_else(|e| panic!("{e}"))
-    }
+pooling_layer!(
+    /// Max pooling over `[N, C, H, W]`: the largest value of each `kernel` window, windows
+    /// moved by `stride`; the gradient goes to each window's arg-max.
+    MaxPool2d, op: try_max_pool2d,
+    padding: " Padding on each side, never chosen as a maximum; at most half the kernel.",
+    with_padding: " The same pooling with padding (e.g. ResNet's stem: 3×3, stride 2, padding 1).",
+);
 
-    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
-        Vec::new()
-    }
-}
+pooling_layer!(
+    /// Average pooling over `[N, C, H, W]`: the mean of each `kernel` window, windows moved by
+    /// `stride`; zero padding counts in the mean (PyTorch's default).
+    AvgPool2d, op: try_avg_pool2d,
+    padding: " Zero padding on each side; at most half the kernel.",
+    with_padding: " The same pooling with zero padding.",
+);
 
 /// The mean of each channel, `[N, C, H, W] → [N, C]`: the head of a ResNet, before its
 /// `Linear` classifier.
