@@ -18,6 +18,7 @@ mod steps;
 pub use extras::{Contribution, HookHandle};
 pub use steps::{BackwardStep, BackwardSteps};
 
+use crate::buffer_pool;
 use crate::element::Element;
 use crate::error::{Caller, Error, Result, or_panic};
 use crate::ops::{Algebra, Op, SavedTensor};
@@ -87,11 +88,12 @@ pub(crate) struct Nodes<T> {
 }
 
 impl<T> Nodes<T> {
+    /// Empty lists, reusing the allocations of the last tape dropped on this thread.
     fn new() -> Self {
         Nodes {
-            nodes: Vec::new(),
-            input_ids: Vec::new(),
-            dims: Vec::new(),
+            nodes: buffer_pool::spare_vec(),
+            input_ids: buffer_pool::spare_vec(),
+            dims: buffer_pool::spare_vec(),
         }
     }
 
@@ -183,6 +185,16 @@ static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(0);
 impl<T: Element> Default for Tape<T> {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+impl<T> Drop for Nodes<T> {
+    /// Keeps the lists' allocations for the next tape (a training loop builds a tape of
+    /// the same length every step).
+    fn drop(&mut self) {
+        buffer_pool::keep_vec(std::mem::take(&mut self.nodes));
+        buffer_pool::keep_vec(std::mem::take(&mut self.input_ids));
+        buffer_pool::keep_vec(std::mem::take(&mut self.dims));
     }
 }
 
@@ -426,7 +438,8 @@ impl<'a, T: Element, L: Lift<T>> Sweep<'a, T, L> {
         seed: L::V,
         extras: SweepExtras<T>,
     ) -> Self {
-        let mut adjoints: Vec<Option<L::V>> = vec![None; output.map_or(0, |o| o + 1)];
+        let mut adjoints: Vec<Option<L::V>> = buffer_pool::spare_vec();
+        adjoints.resize(output.map_or(0, |o| o + 1), None);
         if let Some(o) = output {
             adjoints[o] = Some(seed);
         }
@@ -906,6 +919,13 @@ impl<T: Element> Gradients<T> {
             .filter(|(to, _)| Some(*to) == v.id)
             .map(|(_, c)| c)
             .collect()
+    }
+}
+
+impl<T> Drop for Gradients<T> {
+    /// Keeps the gradient list's allocation for the next backward.
+    fn drop(&mut self) {
+        buffer_pool::keep_vec(std::mem::take(&mut self.grads));
     }
 }
 
