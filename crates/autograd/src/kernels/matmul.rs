@@ -130,80 +130,40 @@ unsafe fn gemm_raw<T: Element>(
     }
     let (a_cs, a_rs) = a.strides();
     let (b_cs, b_rs) = b.strides();
-    let (a_ptr, b_ptr) = (
-        Shared(a.data.as_ptr().cast_mut()),
-        Shared(b.data.as_ptr().cast_mut()),
-    );
-    let out = Shared(out);
-    // The product of output rows `rows` (a band of `a`'s rows against all of `b`).
-    let band = |rows: std::ops::Range<usize>, parallelism| {
-        // SAFETY: the asserts above guarantee that every index the GEMM reads (rows ×
-        // cols of each operand, with the strides computed from the same dimensions) lies
-        // inside `a` and `b`; the band's rows of `out` lie inside its `out_len = m · n`
-        // elements, which the caller guarantees are writable and not aliased, and bands
-        // are disjoint; `out` is read only when `accumulate` is set, when the caller
-        // guarantees it is initialised.
-        unsafe {
-            gemm::gemm(
-                rows.len(),
-                n,
-                k,
-                out.get().add(rows.start * n),
-                1,
-                n as isize,
-                accumulate,
-                a_ptr.get().offset(rows.start as isize * a_rs).cast_const(),
-                a_cs,
-                a_rs,
-                b_ptr.get().cast_const(),
-                b_cs,
-                b_rs,
-                T::one(),
-                T::one(),
-                false,
-                false,
-                false,
-                parallelism,
-            );
-        }
-    };
-    if threads < 2 || m * n * k < PARALLEL_MIN_WORK {
-        band(0..m, gemm::Parallelism::None);
-    } else if split_bands() {
-        // One band of rows per thread, each a single-threaded GEMM.
-        let per = m.div_ceil(threads);
-        std::thread::scope(|s| {
-            for start in (per..m).step_by(per) {
-                let band = &band;
-                s.spawn(move || band(start..(start + per).min(m), gemm::Parallelism::None));
-            }
-            band(0..per.min(m), gemm::Parallelism::None);
-        });
+    let parallelism = if threads > 1 && m * n * k >= PARALLEL_MIN_WORK {
+        gemm::Parallelism::Rayon(threads)
     } else {
-        band(0..m, gemm::Parallelism::Rayon(threads));
+        gemm::Parallelism::None
+    };
+    // SAFETY: the asserts above guarantee that every index the GEMM reads (rows × cols
+    // with the strides computed from the same dimensions) lies inside `a` and `b`, and
+    // every index it writes inside the `out_len = m · n` elements of `out`, which the
+    // caller guarantees are writable and not aliased; `out` is read only when
+    // `accumulate` is set, when the caller guarantees it is initialised.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out,
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a_cs,
+            a_rs,
+            b.data.as_ptr(),
+            b_cs,
+            b_rs,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            parallelism,
+        );
     }
 }
-
-fn split_bands() -> bool {
-    static SPLIT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *SPLIT.get_or_init(|| std::env::var_os("WENGERT_SPLIT").is_some())
-}
-
-/// A pointer that the bands of one product share across threads.
-#[derive(Clone, Copy)]
-struct Shared<T>(*mut T);
-
-impl<T> Shared<T> {
-    fn get(self) -> *mut T {
-        self.0
-    }
-}
-
-// SAFETY: a `Shared` only carries an operand or output pointer of one product into the
-// threads that compute its disjoint bands; they end before the product returns.
-unsafe impl<T> Send for Shared<T> {}
-// SAFETY: as above; the pointee is only read (operands) or written in disjoint bands.
-unsafe impl<T> Sync for Shared<T> {}
 
 #[cfg(test)]
 mod tests {
