@@ -3,8 +3,33 @@
 
 use autograd::{Tape, Tensor, buffer_pool};
 
+/// A second tape of the same length takes the first one's lists (nodes, input ids,
+/// adjoints) instead of allocating them again.
+fn tapes_reuse_the_lists_of_the_last_tape() {
+    let chain = || {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(Tensor::scalar(0.5));
+        let mut h = x.clone();
+        for _ in 0..2000 {
+            h = &(&h * 0.999) + 0.001;
+        }
+        h.backward().wrt(&x).item()
+    };
+    let first = chain();
+    let kept = buffer_pool::stats();
+    assert!(
+        kept.cached_buffers >= 3,
+        "the lists were not kept: {kept:?}"
+    );
+    let second = chain();
+    let after = buffer_pool::stats();
+    assert_eq!(first, second);
+    assert!(after.hits >= kept.hits + 3, "{kept:?} then {after:?}");
+}
+
 #[test]
 fn steps_reuse_buffers_and_the_limit_switches_caching_off() {
+    tapes_reuse_the_lists_of_the_last_tape();
     training_steps_reuse_their_buffers();
     buffer_pool::clear();
     assert_eq!(buffer_pool::limit(), buffer_pool::DEFAULT_LIMIT);
