@@ -352,7 +352,8 @@ impl CostChapter {
             ]);
         }
         page.prose(
-            "Peak heap bytes, from a counting allocator: during one training step (forward, \
+            "Peak heap bytes, from a counting allocator (tensor buffer cache off): during one \
+             training step (forward, \
              backward, update), and during inference (evaluation mode, nothing recorded), \
              where the notebook's point applies — without the skip each activation can be \
              freed as soon as the next one is computed; with it, x lives until the add.",

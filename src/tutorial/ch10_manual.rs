@@ -284,7 +284,8 @@ impl ManualChapter {
             "Cost: median wall-clock time per training step (forward, backward, SGD) after a \
              warm-up; the bytes the tape keeps for backward by its own accounting; and the \
              peak heap bytes live during one step, from a counting allocator (the examples \
-             install it).",
+             install it; the tensor buffer cache is off while it counts, so every buffer \
+             the step needs is counted).",
         );
         page.table(t);
         let ratios: Vec<f64> = self
