@@ -12,7 +12,7 @@
 //! | layer | forward | backward | caches |
 //! |-------|---------|----------|--------|
 //! | [`Linear`] | y = x·Wᵀ + b | dx = dY·W, dW = dYᵀ·x, db = Σ_rows dY | x |
-//! | [`ReLU`] | max(x, 0) | dY·[y > 0] | y |
+//! | [`ReLU`] | max(x, 0) | dY·𝟙(y > 0) | y |
 //! | [`Sigmoid`] | 1/(1+e⁻ˣ) | dY·y(1−y) | y |
 //! | [`Tanh`] | tanh x | dY·(1−y²) | y |
 //! | [`MSELoss`] | mean((ŷ−y)²) | 2(ŷ−y)/n | ŷ−y |
