@@ -1,6 +1,7 @@
 //! Kernels: matrix products through `Var::matmul` (recorded on a tape) against the `gemm`
-//! crate called directly, f32 and f64, at the resmlp shapes and 1024³; elementwise ops in
-//! GB/s. Reported as GFLOP/s so they compare with the machine's measured GEMM peak.
+//! crate called directly, f32 and f64, at the resmlp shapes and 1024³; conv2d on a
+//! ResNet-like layer; elementwise ops in GB/s. Products are reported as FLOP/s, to read
+//! against the machine's f32 FMA peak printed first.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -99,6 +100,36 @@ fn print_machine_peak() {
     }
 }
 
+/// conv2d on a ResNet-like layer: N 8, 64 → 64 channels, 32×32, 3×3, stride 1, padding 1
+/// (im2col + GEMM), forward alone and forward + backward on the tape, 1 and 2 threads.
+fn conv2d(c: &mut Criterion) {
+    let (n, ch, hw, k) = (8, 64, 32, 3);
+    let x = Tensor::<f32>::uniform(&[n, ch, hw, hw], -1.0, 1.0, &mut seeded_rng(5));
+    let w = Tensor::<f32>::uniform(&[ch, ch, k, k], -0.1, 0.1, &mut seeded_rng(6));
+    let forward_flops = 2 * n * ch * hw * hw * ch * k * k;
+    for threads in [1, 2] {
+        set_num_threads(threads);
+        let mut group = c.benchmark_group(format!("conv2d_f32_resnet_layer/{threads}T"));
+        group.sample_size(10);
+        group.throughput(Throughput::Elements(forward_flops as u64)); // FLOP
+        group.bench_function("forward", |b| {
+            b.iter(|| black_box(x.conv2d(&w, None, (1, 1), (1, 1)).numel()))
+        });
+        // Backward is two more products of the same size (input and weight gradients).
+        group.throughput(Throughput::Elements(3 * forward_flops as u64));
+        group.bench_function("forward_backward", |b| {
+            b.iter(|| {
+                let tape = Tape::new();
+                let (xv, wv) = (tape.var(x.clone()), tape.var(w.clone()));
+                let y = xv.conv2d(&wv, None, (1, 1), (1, 1));
+                let g = y.sum().backward_leaves();
+                black_box(g.wrt(&wv).numel())
+            })
+        });
+        group.finish();
+    }
+}
+
 /// Elementwise ops on 1M f32 values (4 MiB in, 4 MiB out): throughput in bytes moved.
 fn elementwise(c: &mut Criterion) {
     let n = 1 << 20;
@@ -115,5 +146,5 @@ fn elementwise(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, matmul, elementwise);
+criterion_group!(benches, matmul, conv2d, elementwise);
 criterion_main!(benches);
