@@ -6,7 +6,8 @@
 //! takes them again, and each fresh page costs a page fault and a zero-fill — at the
 //! resmlp-step M size that was a fifth of the step's time. So when a tensor's buffer is
 //! freed, it is kept here (per thread, by byte size) and the next tensor of the same size
-//! takes it. Like PyTorch's caching allocator, but for the CPU and bounded.
+//! takes it. Like PyTorch's caching allocator, but for the CPU and bounded. A dropped
+//! tape's own lists (nodes, input ids, adjoints) are kept the same way for the next tape.
 //!
 //! Buffers below [`MIN_BYTES`] are left to the system allocator (it is fast for them). The
 //! cache of each thread holds at most [`limit`] bytes (default [`DEFAULT_LIMIT`]);
@@ -67,14 +68,17 @@ pub fn uncached<R>(f: impl FnOnce() -> R) -> R {
 
 /// Frees every buffer the calling thread's cache holds.
 pub fn clear() {
-    let (bins, spares) = CACHE.with(|cache| {
-        let mut cache = cache.borrow_mut();
+    // Nothing to free when the thread's cache is already gone (thread exit) or busy.
+    let Ok(Some((bins, spares))) = CACHE.try_with(|cache| {
+        let mut cache = cache.try_borrow_mut().ok()?;
         cache.bytes = 0;
-        (
+        Some((
             std::mem::take(&mut cache.bins),
             std::mem::take(&mut cache.spares),
-        )
-    });
+        ))
+    }) else {
+        return;
+    };
     drop(CacheBins(bins));
     for (block, _) in spares {
         block.free();
@@ -94,18 +98,23 @@ pub struct PoolStats {
     pub misses: u64,
 }
 
-/// The calling thread's cache statistics.
+/// The calling thread's cache statistics (all zero once the thread's cache is gone, at
+/// thread exit).
 pub fn stats() -> PoolStats {
-    CACHE.with(|cache| {
-        let cache = cache.borrow();
-        PoolStats {
-            cached_bytes: cache.bytes,
-            cached_buffers: cache.bins.iter().map(|b| b.blocks.len()).sum::<usize>()
-                + cache.spares.len(),
-            hits: cache.hits.get(),
-            misses: cache.misses.get(),
-        }
-    })
+    CACHE
+        .try_with(|cache| {
+            let cache = cache.try_borrow().ok()?;
+            Some(PoolStats {
+                cached_bytes: cache.bytes,
+                cached_buffers: cache.bins.iter().map(|b| b.blocks.len()).sum::<usize>()
+                    + cache.spares.len(),
+                hits: cache.hits.get(),
+                misses: cache.misses.get(),
+            })
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_default()
 }
 
 /// An empty `Vec` with room for exactly `len` elements, reusing a cached buffer of that
