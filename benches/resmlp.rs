@@ -7,43 +7,22 @@
 //! during one step, measured with a counting global allocator.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use wengert::autograd::{buffer_pool, set_num_threads};
+use wengert::autograd::set_num_threads;
 use wengert::machine_peak::f32_peak_gflops;
+use wengert::tutorial::alloc_meter::{self, CountingAllocator};
 use wengert::workloads::{ResMlp, autograd_step, manual_blocks, manual_step};
 
-struct Counting;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged, only counting bytes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(live, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: CountingAllocator = CountingAllocator;
 
-/// Bytes allocated at the peak of `f`, above what was live before it (with the buffer
-/// cache off: cached buffers would hide the step's own allocations).
+/// Bytes allocated at the peak of `f`, above what was live before it (the tutorial's
+/// meter, which switches the buffer cache off while it counts).
 fn peak_bytes(f: impl FnOnce()) -> usize {
-    buffer_pool::uncached(|| {
-        let before = LIVE.load(Ordering::Relaxed);
-        PEAK.store(before, Ordering::Relaxed);
-        f();
-        PEAK.load(Ordering::Relaxed) - before
-    })
+    alloc_meter::peak_bytes(f)
+        .1
+        .expect("the counting allocator is installed above")
 }
 
 fn resmlp(c: &mut Criterion) {

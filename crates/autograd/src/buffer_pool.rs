@@ -26,7 +26,7 @@
 //! ```
 
 use std::alloc::Layout;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -69,20 +69,11 @@ pub fn uncached<R>(f: impl FnOnce() -> R) -> R {
 /// Frees every buffer the calling thread's cache holds.
 pub fn clear() {
     // Nothing to free when the thread's cache is already gone (thread exit) or busy.
-    let Ok(Some((bins, spares))) = CACHE.try_with(|cache| {
-        let mut cache = cache.try_borrow_mut().ok()?;
-        cache.bytes = 0;
-        Some((
-            std::mem::take(&mut cache.bins),
-            std::mem::take(&mut cache.spares),
-        ))
-    }) else {
-        return;
-    };
-    drop(CacheBins(bins));
-    for (block, _) in spares {
-        block.free();
-    }
+    let _ = CACHE.try_with(|cache| {
+        if let Ok(mut cache) = cache.try_borrow_mut() {
+            cache.release();
+        }
+    });
 }
 
 /// What the calling thread's cache holds and how often it served a request.
@@ -108,8 +99,8 @@ pub fn stats() -> PoolStats {
                 cached_bytes: cache.bytes,
                 cached_buffers: cache.bins.iter().map(|b| b.blocks.len()).sum::<usize>()
                     + cache.spares.len(),
-                hits: cache.hits.get(),
-                misses: cache.misses.get(),
+                hits: cache.hits,
+                misses: cache.misses,
             })
         })
         .ok()
@@ -266,24 +257,6 @@ struct Bin {
     blocks: Vec<NonNull<u8>>,
 }
 
-/// The bins, freed on drop (thread exit or [`clear`]).
-struct CacheBins(Vec<Bin>);
-
-impl Drop for CacheBins {
-    fn drop(&mut self) {
-        for bin in self.0.drain(..) {
-            for ptr in bin.blocks {
-                Block {
-                    ptr,
-                    bytes: bin.bytes,
-                    align: bin.align,
-                }
-                .free();
-            }
-        }
-    }
-}
-
 struct Cache {
     /// One bin per distinct (size, alignment); a training loop has a handful.
     bins: Vec<Bin>,
@@ -292,8 +265,8 @@ struct Cache {
     spares: Vec<(Block, usize)>,
     /// Bytes held in all bins.
     bytes: usize,
-    hits: Cell<u64>,
-    misses: Cell<u64>,
+    hits: u64,
+    misses: u64,
 }
 
 impl Cache {
@@ -306,9 +279,9 @@ impl Cache {
         match found {
             Some(_) => {
                 self.bytes -= bytes;
-                self.hits.set(self.hits.get() + 1);
+                self.hits += 1;
             }
-            None => self.misses.set(self.misses.get() + 1),
+            None => self.misses += 1,
         }
         found
     }
@@ -323,7 +296,7 @@ impl Cache {
             .max_by_key(|(_, (b, _))| b.bytes)?;
         let (block, _) = self.spares.swap_remove(i);
         self.bytes -= block.bytes;
-        self.hits.set(self.hits.get() + 1);
+        self.hits += 1;
         Some(block)
     }
 
@@ -359,12 +332,30 @@ impl Cache {
     }
 }
 
-impl Drop for Cache {
-    fn drop(&mut self) {
-        drop(CacheBins(std::mem::take(&mut self.bins)));
+impl Cache {
+    /// Frees every cached buffer and spare list (statistics stay).
+    fn release(&mut self) {
+        for bin in self.bins.drain(..) {
+            for ptr in bin.blocks {
+                Block {
+                    ptr,
+                    bytes: bin.bytes,
+                    align: bin.align,
+                }
+                .free();
+            }
+        }
         for (block, _) in self.spares.drain(..) {
             block.free();
         }
+        self.bytes = 0;
+    }
+}
+
+impl Drop for Cache {
+    /// Thread exit: the thread's buffers go back to the system allocator.
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -378,8 +369,8 @@ thread_local! {
             bins: Vec::new(),
             spares: Vec::new(),
             bytes: 0,
-            hits: Cell::new(0),
-            misses: Cell::new(0),
+            hits: 0,
+            misses: 0,
         })
     };
 }
