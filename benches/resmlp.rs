@@ -2,16 +2,16 @@
 //! S, M and L, on 1 and 2 threads — autograd (nn blocks, backward from the tape) against
 //! the manual-backward reference (hand-written backward, the same kernels).
 //!
-//! `cargo bench --bench resmlp` (add `-- resmlp/S` to run one size). Printed once per size:
+//! `cargo bench --features bench --bench resmlp` (add `-- resmlp/S` to run one size). Printed once per size:
 //! the initial loss (to match runs with other implementations) and the peak bytes live
 //! during one step, measured with a counting global allocator.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::time::Duration;
+use wengert::autograd::alloc_meter::{self, CountingAllocator};
 use wengert::autograd::set_num_threads;
 use wengert::machine_peak::f32_peak_gflops;
-use wengert::tutorial::alloc_meter::{self, CountingAllocator};
 use wengert::workloads::{ResMlp, autograd_step, manual_blocks, manual_step};
 
 #[global_allocator]

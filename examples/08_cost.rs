@@ -1,5 +1,5 @@
 //! Chapter 8 — What residuals cost: `cargo run --release --example 08_cost [-- --out DIR]`.
-use wengert::tutorial::alloc_meter::CountingAllocator;
+use wengert::autograd::alloc_meter::CountingAllocator;
 
 /// Counts heap bytes, so that the chapter can report peak memory.
 #[global_allocator]

@@ -1,5 +1,5 @@
 //! Chapter 10 — Autograd vs manual backprop: `cargo run --release --example 10_manual [-- --out DIR]`.
-use wengert::tutorial::alloc_meter::CountingAllocator;
+use wengert::autograd::alloc_meter::CountingAllocator;
 
 /// Counts heap bytes, so that the chapter can report each step's peak memory.
 #[global_allocator]

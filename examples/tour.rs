@@ -2,7 +2,7 @@
 //!
 //! Options: `--out DIR` (figures, default `target/tutorial`), `--smoke` (small sizes),
 //! `--docs DIR` (also write the Markdown pages: `-- --docs docs/tutorial`).
-use wengert::tutorial::alloc_meter::CountingAllocator;
+use wengert::autograd::alloc_meter::CountingAllocator;
 
 /// Counts heap bytes, so that chapters 8 and 10 can report each step's peak memory.
 #[global_allocator]

@@ -5,5 +5,6 @@ pub use autograd;
 pub use nn;
 
 pub mod machine_peak;
+#[cfg(feature = "tutorial")]
 pub mod tutorial;
 pub mod workloads;

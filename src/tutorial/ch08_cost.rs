@@ -5,12 +5,12 @@
 //! the bytes it saves per block with and without the skip, the peak memory of a training
 //! step and of inference, and the share of a training step spent on the additions.
 
-use super::alloc_meter::{human, peak_bytes};
 use super::page::{Page, Table, sig};
 use super::plot::{Figure, Panel, Series, Style};
 use super::timing::{human_seconds, median_seconds, median_seconds_alternating};
 use super::{Chapter, Progress};
 use crate::workloads::{ResMlp, autograd_step};
+use autograd::alloc_meter::{human, peak_bytes};
 use autograd::{Tape, Tensor, Var};
 use nn::{Ctx, Module, ResidualBlock};
 

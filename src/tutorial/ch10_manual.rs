@@ -4,13 +4,13 @@
 //! from the tape, and backward written by hand (`nn::manual`). Gradient agreement, time per
 //! step and memory, for the three sizes of the project's standard workload.
 
-use super::alloc_meter::{human, peak_bytes};
 use super::page::{Page, Table, sig};
 use super::plot::{Figure, Panel, Series, Style};
 use super::timing::{human_seconds, median_seconds_alternating};
 use super::{Chapter, Progress};
 use crate::workloads::{ResMlp, autograd_step, manual_blocks, manual_step};
 use autograd::Tape;
+use autograd::alloc_meter::{human, peak_bytes};
 use nn::crosscheck::{Difference, crosscheck_layers};
 use nn::manual::Layer;
 use nn::{Ctx, Module, ResidualBlock};

@@ -14,7 +14,6 @@
 //! cargo run --release --example 05_degradation  # one chapter
 //! ```
 
-pub mod alloc_meter;
 pub mod cli;
 pub mod page;
 pub mod plot;

@@ -44,7 +44,23 @@ impl Element for f64 {
 }
 
 mod sealed {
-    pub trait Sealed {}
-    impl Sealed for f32 {}
-    impl Sealed for f64 {}
+    use crate::kernels::matmul::GemmFn;
+
+    /// Seals [`Element`](super::Element), and carries what only the kernels may see.
+    pub trait Sealed: Sized {
+        /// The `gemm` family's kernel for this type (chosen for the CPU on first use).
+        fn gemm_fn() -> GemmFn<Self>;
+    }
+
+    impl Sealed for f32 {
+        fn gemm_fn() -> GemmFn<f32> {
+            gemm_f32::gemm::f32::get_gemm_fn()
+        }
+    }
+
+    impl Sealed for f64 {
+        fn gemm_fn() -> GemmFn<f64> {
+            gemm_f64::gemm::f64::get_gemm_fn()
+        }
+    }
 }

@@ -36,6 +36,7 @@
 //! source line.
 #![deny(missing_docs)]
 
+pub mod alloc_meter;
 pub mod buffer_pool;
 mod element;
 mod error;

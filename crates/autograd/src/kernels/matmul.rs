@@ -5,6 +5,31 @@
 use crate::element::Element;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// The signature of the `gemm` family's kernels: `m, n, k, dst, dst_cs, dst_rs, read_dst,
+/// lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, alpha, beta, conj_dst, conj_lhs, conj_rhs,
+/// parallelism` (dst = alpha·dst + beta·lhs·rhs; alpha is ignored unless `read_dst`).
+pub(crate) type GemmFn<T> = unsafe fn(
+    usize,
+    usize,
+    usize,
+    *mut T,
+    isize,
+    isize,
+    bool,
+    *const T,
+    isize,
+    isize,
+    *const T,
+    isize,
+    isize,
+    T,
+    T,
+    bool,
+    bool,
+    bool,
+    gemm_common::Parallelism,
+);
+
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// Sets how many threads the matrix kernels may use (1 = single-threaded). The default is
@@ -131,30 +156,53 @@ unsafe fn gemm_raw<T: Element>(
     let (a_cs, a_rs) = a.strides();
     let (b_cs, b_rs) = b.strides();
     let parallelism = if threads > 1 && m * n * k >= PARALLEL_MIN_WORK {
-        gemm::Parallelism::Rayon(threads)
+        gemm_common::Parallelism::Rayon(threads)
     } else {
-        gemm::Parallelism::None
+        gemm_common::Parallelism::None
+    };
+    // The kernels prefer a column-major destination: a row-major `out = a·b` (n > 1) is
+    // computed as the column-major `outᵀ = bᵀ·aᵀ`, i.e. with the operands swapped and every
+    // (column, row) stride pair exchanged (what the `gemm` umbrella crate does too).
+    let (rows, cols, dst_cs, dst_rs, lhs, rhs) = if n > 1 {
+        (
+            n,
+            m,
+            n as isize,
+            1,
+            (b.data.as_ptr(), b_rs, b_cs),
+            (a.data.as_ptr(), a_rs, a_cs),
+        )
+    } else {
+        (
+            m,
+            n,
+            1,
+            n as isize,
+            (a.data.as_ptr(), a_cs, a_rs),
+            (b.data.as_ptr(), b_cs, b_rs),
+        )
     };
     // SAFETY: the asserts above guarantee that every index the GEMM reads (rows × cols
     // with the strides computed from the same dimensions) lies inside `a` and `b`, and
     // every index it writes inside the `out_len = m · n` elements of `out`, which the
     // caller guarantees are writable and not aliased; `out` is read only when
-    // `accumulate` is set, when the caller guarantees it is initialised.
+    // `accumulate` is set, when the caller guarantees it is initialised. Swapping the
+    // operands with their strides describes the same elements.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
+        T::gemm_fn()(
+            rows,
+            cols,
             k,
             out,
-            1,
-            n as isize,
+            dst_cs,
+            dst_rs,
             accumulate,
-            a.data.as_ptr(),
-            a_cs,
-            a_rs,
-            b.data.as_ptr(),
-            b_cs,
-            b_rs,
+            lhs.0,
+            lhs.1,
+            lhs.2,
+            rhs.0,
+            rhs.1,
+            rhs.2,
             T::one(),
             T::one(),
             false,

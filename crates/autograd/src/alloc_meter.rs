@@ -1,9 +1,10 @@
 //! Peak heap memory of a piece of code, measured by a counting global allocator.
 //!
-//! The tutorial's examples install [`CountingAllocator`] as their global allocator:
+//! A program (an example, a bench, a test binary) installs [`CountingAllocator`] as its
+//! global allocator:
 //!
 //! ```
-//! use wengert::tutorial::alloc_meter::{CountingAllocator, peak_bytes};
+//! use autograd::alloc_meter::{CountingAllocator, peak_bytes};
 //!
 //! #[global_allocator]
 //! static ALLOCATOR: CountingAllocator = CountingAllocator;
@@ -16,8 +17,8 @@
 //! ```
 //!
 //! [`peak_bytes`] then reports the most bytes live at once while a closure ran, above what
-//! was live before it. Where the allocator is not installed (the tests), it returns `None`
-//! and the chapters say that memory was not measured.
+//! was live before it. Where the allocator is not installed, it returns `None` (the
+//! tutorial's chapters then say that memory was not measured).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -57,12 +58,12 @@ pub fn installed() -> bool {
 /// Runs `f` and returns its result with the peak number of bytes live during it, above
 /// those live before it — or `None` when the counting allocator is not installed. Run one
 /// measurement at a time (the counters are global). The tensor buffer cache
-/// ([`autograd::buffer_pool`]) is off while `f` runs, so every buffer `f` needs is counted.
+/// ([`crate::buffer_pool`]) is off while `f` runs, so every buffer `f` needs is counted.
 pub fn peak_bytes<R>(f: impl FnOnce() -> R) -> (R, Option<usize>) {
     if !installed() {
         return (f(), None);
     }
-    autograd::buffer_pool::uncached(|| {
+    crate::buffer_pool::uncached(|| {
         let before = LIVE.load(Ordering::Relaxed);
         PEAK.store(before, Ordering::Relaxed);
         let r = f();

@@ -140,7 +140,10 @@ fn conv2d_reports_bad_input() {
     let wrong_channels = cx.input(Tensor::zeros(&[1, 2, 8, 8]));
     let (err, line) = (conv.try_forward(&cx, &wrong_channels), line!());
     let msg = err.unwrap_err().to_string();
-    assert!(msg.contains(&format!("tests/conv.rs:{line}:")), "{msg}");
+    assert!(
+        msg.contains(&format!("tests/integration/conv.rs:{line}:")),
+        "{msg}"
+    );
     assert!(
         msg.contains("conv2d") && msg.contains("[1, 2, 8, 8]"),
         "{msg}"
@@ -156,7 +159,7 @@ fn conv2d_reports_bad_input() {
         .downcast_ref::<String>()
         .expect("a formatted message");
     assert!(
-        panic_msg.contains(&format!("tests/conv.rs:{line}:")),
+        panic_msg.contains(&format!("tests/integration/conv.rs:{line}:")),
         "{panic_msg}"
     );
 }

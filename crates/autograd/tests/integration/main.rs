@@ -1,0 +1,13 @@
+//! The integration tests of `autograd`, one module per theme, built as one test binary (one
+//! link instead of one per file). Tests that install a global allocator live in their own
+//! binaries beside this one.
+
+mod anomaly;
+mod buffer_pool;
+mod hooks;
+mod inspect;
+mod misuse;
+mod numerics;
+mod random_graphs;
+mod steps;
+mod tape;

@@ -1,0 +1,15 @@
+//! The integration tests of `nn`, one module per theme, built as one test binary (one
+//! link instead of one per file). Tests that install a global allocator live in their own
+//! binaries beside this one.
+
+mod analysis;
+mod blocks;
+mod conv;
+mod crosscheck;
+mod depth;
+mod io;
+mod layers;
+mod manual;
+mod mlp;
+mod optim;
+mod training;
