@@ -446,6 +446,55 @@ mod tests {
     }
 
     #[test]
+    fn precondition_a_byte_size_that_wraps_never_takes_a_cached_block() {
+        // `from_raw_parts` needs the cached block to hold exactly `len · size_of::<T>()`
+        // bytes. Here `len · 4` wraps to 40 000 in release arithmetic: an unchecked size
+        // would hand out the 40 000-byte block as a buffer of 2⁶² + 10 000 elements.
+        clear();
+        give(Vec::<f32>::with_capacity(10_000));
+        assert_eq!(stats().cached_bytes, 40_000);
+        let len = (1usize << 62) + 10_000;
+        assert_eq!(len.wrapping_mul(4), 40_000);
+        assert!(try_with_capacity::<f32>(len).is_none());
+        assert_eq!(stats().cached_bytes, 40_000, "the block stays in the cache");
+        // A size the system refuses is `None` too (not an abort).
+        assert!(try_with_capacity::<f32>(1 << 60).is_none());
+        clear();
+    }
+
+    #[test]
+    fn precondition_a_block_is_only_taken_for_its_own_size_and_alignment() {
+        // `from_raw_parts` needs the layout the block was allocated with.
+        clear();
+        give(Vec::<f32>::with_capacity(2048)); // 8192 bytes, aligned to 4
+        let other_align: Vec<f64> = with_capacity(1024); // 8192 bytes, aligned to 8
+        assert_eq!(
+            stats().cached_buffers,
+            1,
+            "an f64 buffer never takes an f32 block"
+        );
+        drop(other_align);
+        let same: Vec<f32> = with_capacity(2048);
+        assert_eq!((same.capacity(), stats().hits > 0), (2048, true));
+        clear();
+    }
+
+    #[test]
+    fn precondition_a_spare_list_is_only_taken_for_its_own_element_size() {
+        // `spare_vec`'s `from_raw_parts` needs the block's size to be a multiple of the
+        // element size, with the same alignment: a 4100-byte list of `u32` (align 4) must
+        // not become a list of `[u32; 2]` (align 4, 8 bytes: 4100 is not a multiple).
+        clear();
+        let list: Vec<u32> = Vec::with_capacity(1025);
+        keep_vec(list);
+        let other: Vec<[u32; 2]> = spare_vec();
+        assert_eq!(other.capacity(), 0);
+        let same: Vec<u32> = spare_vec();
+        assert_eq!(same.capacity(), 1025);
+        clear();
+    }
+
+    #[test]
     fn small_buffers_are_not_cached() {
         clear();
         give(Vec::<f32>::with_capacity(MIN_BYTES / 4 - 1));

@@ -73,11 +73,12 @@ impl<T> Tensor<T> {
 #[track_caller]
 pub(crate) fn output_buffer<T: Copy>(op: &'static str, shape: &[usize]) -> Result<Vec<T>> {
     let len = checked_len::<T>(op, shape)?;
+    let at = Caller::here(); // outside the closure: closures do not track the caller
     crate::buffer_pool::try_with_capacity(len).ok_or_else(|| Error::Alloc {
         op,
         shape: crate::shape::copy(shape),
         bytes: len * std::mem::size_of::<T>(), // fits: checked by `checked_len`
-        at: Caller::here(),
+        at,
     })
 }
 
@@ -614,6 +615,26 @@ mod tests {
         ));
         let msg = err.to_string();
         assert!(msg.contains("from_vec") && msg.contains("[2, 3]") && msg.contains("tensor.rs"));
+    }
+
+    #[test]
+    #[should_panic(expected = "tensor: 1 elements for shape [1, 3, 12297829382473034411]")]
+    fn a_buffer_that_does_not_fill_its_shape_is_refused_in_release_too() {
+        // The invariant the matrix kernels' unsafe code relies on: a tensor's buffer holds
+        // exactly its shape's element count (checked without wrapping).
+        let _ = Tensor::from_parts(
+            vec![1.0f32],
+            Shape::from_slice(&[1, 3, 0xAAAA_AAAA_AAAA_AAAB]),
+        );
+    }
+
+    #[test]
+    fn max_abs_diff_sees_nan() {
+        let a = Tensor::from_vec(vec![1.0f64, f64::NAN, 3.0], &[3]).unwrap();
+        let b = Tensor::from_vec(vec![1.0f64, 2.0, 3.0], &[3]).unwrap();
+        assert!(a.max_abs_diff(&b).is_nan());
+        assert!(b.max_abs_diff(&a).is_nan());
+        assert_eq!(b.max_abs_diff(&b), 0.0);
     }
 
     #[test]

@@ -326,6 +326,81 @@ mod tests {
         }
     }
 
+    /// One test per precondition of the `unsafe` GEMM call: the safe wrappers check each
+    /// (with checked arithmetic) and panic instead of reading or writing out of bounds.
+    fn operand(data: &[f64], rows: usize, cols: usize) -> Operand<'_, f64> {
+        Operand {
+            data,
+            rows,
+            cols,
+            transposed: false,
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "gemm: inner dimensions 3 and 2 differ")]
+    fn precondition_inner_dimensions_agree() {
+        let (a, b) = (vec![1.0; 6], vec![1.0; 6]);
+        gemm(operand(&a, 2, 3), operand(&b, 2, 3), &mut [0.0; 6], false);
+    }
+
+    #[test]
+    #[should_panic(expected = "gemm: an output of 3 elements for a 2 × 2 product")]
+    fn precondition_output_holds_m_times_n() {
+        let (a, b) = (vec![1.0; 4], vec![1.0; 4]);
+        gemm(operand(&a, 2, 2), operand(&b, 2, 2), &mut [0.0; 3], false);
+    }
+
+    #[test]
+    #[should_panic(expected = "gemm: operands of 5 and 4 elements")]
+    fn precondition_operands_hold_their_elements() {
+        let (a, b) = (vec![1.0; 5], vec![1.0; 4]);
+        gemm(operand(&a, 2, 3), operand(&b, 3, 2), &mut [0.0; 4], false);
+    }
+
+    #[test]
+    #[should_panic(expected = "gemm: operands of 1 and 1 elements")]
+    fn precondition_checks_dimension_products_without_wrapping() {
+        // 3 · 0xAAAA_AAAA_AAAA_AAAB wraps to 1 in release arithmetic: a one-element buffer
+        // would pass an unchecked `len >= m · k`, and the GEMM would read far past it.
+        let (a, b) = (vec![1.0], vec![1.0]);
+        let k = 0xAAAA_AAAA_AAAA_AAAB;
+        gemm(operand(&a, 3, k), operand(&b, k, 0), &mut [], false);
+    }
+
+    #[test]
+    #[should_panic(expected = "gemm: an output of 1 elements for a 3 × 12297829382473034411")]
+    fn precondition_checks_the_output_product_without_wrapping() {
+        let (a, b) = (vec![1.0; 3], vec![1.0; 1]);
+        let n = 0xAAAA_AAAA_AAAA_AAAB;
+        gemm(operand(&a, 3, 0), operand(&b, 0, n), &mut [0.0], false);
+    }
+
+    #[test]
+    #[should_panic(expected = "gemm: dimension 18446744073709551615 exceeds isize::MAX")]
+    fn precondition_strides_fit_isize() {
+        let _ = stride(usize::MAX);
+    }
+
+    #[test]
+    fn precondition_every_uninitialised_element_is_written_even_when_k_is_0() {
+        // The destination starts as NaN (standing for uninitialised memory): with k = 0
+        // every element must still be written (zeros), since the caller then `set_len`s.
+        for (m, n) in [(2, 4), (1, 1), (3, 1), (1, 5)] {
+            let mut out = vec![std::mem::MaybeUninit::new(f64::NAN); m * n];
+            gemm_uninit(operand(&[], m, 0), operand(&[], 0, n), &mut out);
+            // SAFETY: `gemm_uninit` wrote every element (checked: none is left NaN).
+            assert!(
+                out.iter().all(|x| unsafe { x.assume_init() } == 0.0),
+                "{m} × {n}"
+            );
+        }
+        // Accumulating over k = 0 leaves the destination as it was.
+        let mut acc = vec![7.0; 6];
+        gemm(operand(&[], 2, 0), operand(&[], 0, 3), &mut acc, true);
+        assert_eq!(acc, vec![7.0; 6]);
+    }
+
     #[test]
     fn products_large_enough_for_two_threads_match_the_naive_product() {
         // 256·128·256 = 2²³ multiply-adds: at the threshold, so two threads share it.

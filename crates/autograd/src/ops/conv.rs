@@ -398,18 +398,19 @@ impl BatchPlan {
         op: &'static str,
         geom: &Conv2dGeometry,
     ) -> Result<Vec<Vec<T>>> {
-        (0..self.workers)
-            .map(|_| {
-                let shape: &[usize] = if geom.is_pointwise() {
-                    &[0]
-                } else {
-                    &cols_shape(geom)
-                };
-                let mut cols = output_buffer(op, shape)?;
-                cols.resize(numel(shape), T::zero());
-                Ok(cols)
-            })
-            .collect()
+        let shape: &[usize] = if geom.is_pointwise() {
+            &[0]
+        } else {
+            &cols_shape(geom)
+        };
+        let mut buffers = Vec::with_capacity(self.workers);
+        for _ in 0..self.workers {
+            // (A loop, not a closure: `output_buffer` names the caller's line.)
+            let mut cols = output_buffer(op, shape)?;
+            cols.resize(numel(shape), T::zero());
+            buffers.push(cols);
+        }
+        Ok(buffers)
     }
 
     /// Calls `f(first image, chunk, scratch)` for each worker's images, its chunk of `out`
@@ -666,11 +667,15 @@ fn max_pool2d<T: Element>(
             let (r0, r1) = span(i, sh, ph, kh, h);
             for j in 0..ow {
                 let (c0, c1) = span(j, sw, pw, kw, w);
-                let (mut best, mut at) = (data[r0 * w + c0], r0 * w + c0);
-                for r in r0..r1 {
-                    for c in c0..c1 {
+                // Scanned backwards: `>=` then ends on the first of equal maxima, and the
+                // first NaN met is the window's last (PyTorch's choices, at the cost of
+                // one comparison per element).
+                let last = (r1 - 1) * w + c1 - 1;
+                let (mut best, mut at) = (data[last], last);
+                for r in (r0..r1).rev() {
+                    for c in (c0..c1).rev() {
                         let v = data[r * w + c];
-                        if v > best || v.is_nan() {
+                        if v >= best || (v.is_nan() && !best.is_nan()) {
                             best = v;
                             at = r * w + c;
                         }
@@ -1070,8 +1075,8 @@ impl<'t, T: Element> Var<'t, T> {
 #[cfg(test)]
 mod tests {
     use super::{
-        BatchPlan, conv2d_geometry, conv2d_input_grad_planned, conv2d_planned,
-        conv2d_weight_grad_planned, var_conv2d_input_grad, var_conv2d_weight_grad,
+        BatchPlan, Conv2dGeometry, check_conv_sizes, conv2d_geometry, conv2d_input_grad_planned,
+        conv2d_planned, conv2d_weight_grad_planned, var_conv2d_input_grad, var_conv2d_weight_grad,
     };
     use crate::gradcheck::{check, check_second_order};
     use crate::{Error, Tape, Tensor, seeded_rng};
@@ -1487,6 +1492,27 @@ mod tests {
         assert!(
             g.try_conv2d_weight_grad(x.value(), (2, 2), (1, 1), (0, 0))
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_column_matrix_that_cannot_be_addressed_is_an_error() {
+        // Weight [1, 1, 2²⁰, 2²⁰] and output [1, 1, 2²⁰, 2²⁰] each fit, but one image's
+        // column matrix [2⁴⁰, 2⁴⁰] does not: no tensor bounds its size.
+        let geom = Conv2dGeometry {
+            batch: 1,
+            in_channels: 1,
+            in_hw: (1, 1),
+            out_channels: 1,
+            kernel: (1 << 20, 1 << 20),
+            stride: (1, 1),
+            padding: (1 << 20, 1 << 20),
+            out_hw: (1 << 20, 1 << 20),
+        };
+        let err = check_conv_sizes::<f32>("conv2d", &geom).unwrap_err();
+        assert!(
+            matches!(&err, Error::SizeOverflow { op: "conv2d", shape, .. } if shape.as_slice() == [1 << 40, 1 << 40]),
+            "{err}"
         );
     }
 

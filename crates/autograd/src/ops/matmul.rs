@@ -259,8 +259,8 @@ fn linear<T: Element>(
         cols: out_f,
         transposed: true,
     };
-    let len = numel(&shape); // rows · out_f
     let mut out = output_buffer("linear", &shape)?;
+    let len = numel(&shape); // rows · out_f, checked by `output_buffer`
     match b {
         Some(b) => {
             // The bias in every row, then the product accumulated onto it.
@@ -486,6 +486,55 @@ mod tests {
             |v| v[0].linear(&v[1], Some(&v[2])).tanh(),
             [rand(&[3, 2], 25), rand(&[2, 2], 26), rand(&[2], 27)],
         );
+    }
+
+    /// The product by its definition, with a batch on either side (or equal batches).
+    fn naive_batched(a: &Tensor<f64>, b: &Tensor<f64>) -> Tensor<f64> {
+        let shape = super::matmul_shape(a.shape(), false, b.shape(), false).unwrap();
+        let (r, k) = (shape.len(), a.shape()[a.rank() - 1]);
+        Tensor::from_fn(&shape, |i| {
+            let at = |t: &Tensor<f64>, row: usize, col: usize| {
+                let mut index = if t.rank() > 2 {
+                    i[..r - 2].to_vec()
+                } else {
+                    vec![]
+                };
+                index.extend([row, col]);
+                t.get(&index)
+            };
+            (0..k)
+                .map(|p| at(a, i[r - 2], p) * at(b, p, i[r - 1]))
+                .sum()
+        })
+    }
+
+    #[test]
+    fn precondition_every_output_element_is_written_before_set_len() {
+        // `matmul_t` and `linear` `set_len` their output after the GEMMs, so every element
+        // must have been written — also when a dimension is 0. A NaN-filled block of the
+        // output's size waits in the buffer cache each time: an element left unwritten
+        // would show as NaN (or garbage) in the result.
+        let cases: [(&[usize], &[usize]); 6] = [
+            (&[32, 0], &[0, 32]),
+            (&[2, 16, 0], &[0, 32]),    // a batch against one matrix, stacked
+            (&[2, 16, 0], &[2, 0, 32]), // batch against batch, one GEMM each
+            (&[16, 0], &[2, 0, 32]),    // one matrix against a batch
+            (&[16, 3], &[3, 64]),
+            (&[2, 16, 3], &[3, 32]),
+        ];
+        for (sa, sb) in cases {
+            let (a, b) = (rand(sa, 30), rand(sb, 31));
+            let want = naive_batched(&a, &b);
+            crate::buffer_pool::give(vec![f64::NAN; want.numel()]);
+            let got = a.matmul(&b);
+            assert!(got.max_abs_diff(&want) < 1e-14, "{sa:?} · {sb:?}");
+        }
+        let (x, w, bias) = (rand(&[32, 0], 32), rand(&[32, 0], 33), rand(&[32], 34));
+        crate::buffer_pool::give(vec![f64::NAN; 32 * 32]);
+        assert_eq!(x.linear(&w, None), Tensor::zeros(&[32, 32]));
+        crate::buffer_pool::give(vec![f64::NAN; 32 * 32]);
+        let rows = x.linear(&w, Some(&bias));
+        assert_eq!(rows, bias.broadcast_to(&[32, 32]));
     }
 
     #[test]

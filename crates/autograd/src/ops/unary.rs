@@ -255,13 +255,12 @@ impl<T: Element> Tensor<T> {
     /// `f` applied to every element, as op `op` (named in an allocation failure).
     #[track_caller]
     pub(crate) fn map_as(&self, op: &'static str, f: impl Fn(T) -> T) -> Tensor<T> {
-        let shape = shape::copy(self.shape());
         match self.as_one() {
-            Some(x) => Tensor::one(f(x), shape),
+            Some(x) => Tensor::one(f(x), shape::copy(self.shape())),
             None => {
-                let mut out = or_panic(output_buffer(op, &shape));
+                let mut out = or_panic(output_buffer(op, self.shape()));
                 out.extend(self.data().iter().map(|&x| f(x)));
-                Tensor::from_parts(out, shape)
+                Tensor::from_parts(out, shape::copy(self.shape()))
             }
         }
     }
