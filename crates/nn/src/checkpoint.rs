@@ -1,0 +1,321 @@
+//! Activation checkpointing for modules: train a deep network in O(√N) memory instead of
+//! O(N), for one extra forward pass.
+//!
+//! A training step keeps, for backward, every block's activations. A [checkpointed
+//! segment](autograd::Tape::checkpoint) keeps only its input and recomputes the rest when
+//! backward reaches it. Here it is as modules:
+//!
+//! - [`Checkpoint`] runs one module (a block, a stage) as a segment;
+//! - [`Segmented`] runs a [`Stack`] in segments of k layers:
+//!   [`Stack::checkpoint_every`], or [`Stack::checkpoint_sqrt`] for the classic √N
+//!   (N blocks in √N segments keep √N segment inputs plus, while one segment is
+//!   recomputed, √N blocks' activations).
+//!
+//! Both keep the wrapped module's parameter and buffer names, so a model trains,
+//! saves and loads the same with or without them — and its gradients are **bit-identical**:
+//!
+//! ```
+//! use autograd::{Tape, Tensor, seeded_rng};
+//! use nn::{Ctx, Init, Module, ResidualBlock, Stack};
+//!
+//! let mut rng = seeded_rng(0);
+//! let blocks = || -> Stack<ResidualBlock<f32>> {
+//!     let mut rng = seeded_rng(0);
+//!     (0..16).map(|_| Box::new(ResidualBlock::new(8, Init::he(), &mut rng))).collect()
+//! };
+//! let (plain, checkpointed) = (blocks(), blocks().checkpoint_sqrt()); // 4 segments of 4
+//! let x = Tensor::uniform(&[32, 8], -1.0, 1.0, &mut rng);
+//! let grads = |model: &dyn Module<f32>| {
+//!     let tape = Tape::new();
+//!     let cx = Ctx::train(&tape, 0);
+//!     let loss = model.forward(&cx, &cx.input(x.clone())).sum();
+//!     let grads = cx.param_grads(&loss.backward_leaves());
+//!     let report = tape.memory_report();
+//!     let flat: Vec<f32> = model.parameters().iter().flat_map(|p| grads.wrt(p).to_vec()).collect();
+//!     (flat, report.total_bytes)
+//! };
+//! let ((g_plain, kept_plain), (g_checkpointed, kept)) = (grads(&plain), grads(&checkpointed));
+//! assert_eq!(g_checkpointed, g_plain);
+//! assert!(kept < kept_plain / 2);
+//! ```
+//!
+//! **Parameters** are found, not passed: a segment's are its module's `parameters()`,
+//! bound on the step's tape and given to the segment as inputs, so they receive their
+//! gradients exactly as without checkpointing. A module whose `forward` binds a parameter
+//! its `named_parameters` does not list is an error at that `cx.param` call.
+//!
+//! **Randomness** ([`Dropout`](crate::Dropout), [`StochasticDepth`](crate::StochasticDepth))
+//! draws from the step's generator ([`Ctx::rng`]) as without checkpointing: a segment
+//! starts from a copy of its state, and the step's generator continues from where the
+//! segment left it. The recomputation starts from the same copy, so it draws the same
+//! masks.
+//!
+//! **Buffers** (batch norm's running statistics) are updated once, by the first run: a
+//! recomputation puts them back as it found them. A module with other side effects reads
+//! [`Ctx::is_recomputing`].
+//!
+//! The segment's closure must be `Send + Sync + 'static` (the tape keeps it until
+//! backward): [`Checkpoint`] and [`Segmented`] hold their module behind an `Arc`, and
+//! require it to be `Send + Sync`.
+
+use crate::buffer::Buffer;
+use crate::module::{Ctx, Module, chain};
+use crate::param::Param;
+use crate::stack::Stack;
+use autograd::rand::rngs::StdRng;
+use autograd::{Caller, Element, Error, Result, Var};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// How a [`Ctx`] runs inside a checkpointed segment.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SegmentScope {
+    /// Whether this run is a recomputation (in backward, or inside one).
+    pub recomputing: bool,
+}
+
+/// Runs one module as a checkpointed segment: its activations are recomputed in backward
+/// instead of kept. Parameters and buffers keep the module's names (no prefix).
+///
+/// ```
+/// use autograd::{Tape, Tensor, seeded_rng};
+/// use nn::{Checkpoint, Ctx, Init, Module, ResidualBlock};
+///
+/// let block = Checkpoint::new(ResidualBlock::<f64>::new(4, Init::he(), &mut seeded_rng(0)));
+/// let tape = Tape::new();
+/// let cx = Ctx::train(&tape, 0);
+/// let y = block.forward(&cx, &cx.input(Tensor::ones(&[2, 4])));
+/// // One node for the block (and its four parameters, bound as its inputs).
+/// assert_eq!(tape.op_names(), ["leaf", "leaf", "leaf", "leaf", "checkpoint"]);
+/// let grads = cx.param_grads(&y.sum().backward());
+/// assert_eq!(grads.len(), 4);
+/// assert_eq!(block.named_parameters()[0].0, "linear1.weight");
+/// ```
+pub struct Checkpoint<M> {
+    inner: Arc<M>,
+}
+
+impl<M> Checkpoint<M> {
+    /// Wraps `module`.
+    pub fn new(module: M) -> Self {
+        Checkpoint {
+            inner: Arc::new(module),
+        }
+    }
+
+    /// The wrapped module.
+    pub fn inner(&self) -> &M {
+        &self.inner
+    }
+}
+
+impl<T: Element, M: Module<T> + Send + Sync + 'static> Module<T> for Checkpoint<M> {
+    fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
+        let module = Arc::clone(&self.inner);
+        let buffers = self.inner.named_buffers().into_iter().map(|(_, b)| b);
+        run_segment(cx, x, &self.inner.parameters(), buffers.collect(), {
+            move |cx, x| module.forward(cx, x)
+        })
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
+        self.inner.named_parameters()
+    }
+
+    fn named_buffers(&self) -> Vec<(String, Buffer<T>)> {
+        self.inner.named_buffers()
+    }
+}
+
+/// A [`Stack`] run in checkpointed segments of `layers_per_segment` consecutive layers
+/// (the last one may be shorter): "checkpoint every k blocks". As a module it has the
+/// stack's parameter names and computes the same values and gradients.
+///
+/// Make one with [`Stack::checkpoint_every`] or [`Stack::checkpoint_sqrt`].
+pub struct Segmented<L: ?Sized> {
+    stack: Arc<Stack<L>>,
+    layers_per_segment: usize,
+}
+
+impl<L: ?Sized> Segmented<L> {
+    /// `stack` in segments of `layers_per_segment` layers.
+    ///
+    /// # Panics
+    /// If `layers_per_segment` is 0; see [`Segmented::try_new`].
+    #[track_caller]
+    pub fn new(stack: Stack<L>, layers_per_segment: usize) -> Self {
+        Self::try_new(stack, layers_per_segment).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Segmented::new`], as a `Result`.
+    #[track_caller]
+    pub fn try_new(stack: Stack<L>, layers_per_segment: usize) -> Result<Self> {
+        if layers_per_segment == 0 {
+            return Err(Error::InvalidArgument {
+                op: "checkpoint_every",
+                reason: "a segment holds at least one layer, got 0".into(),
+                at: Caller::here(),
+            });
+        }
+        Ok(Segmented {
+            stack: Arc::new(stack),
+            layers_per_segment,
+        })
+    }
+
+    /// The stack.
+    pub fn stack(&self) -> &Stack<L> {
+        &self.stack
+    }
+
+    /// Layers per segment.
+    pub fn layers_per_segment(&self) -> usize {
+        self.layers_per_segment
+    }
+
+    /// Number of segments.
+    pub fn segments(&self) -> usize {
+        self.stack.len().div_ceil(self.layers_per_segment)
+    }
+}
+
+impl<L: ?Sized> Stack<L> {
+    /// This stack in checkpointed segments of `k` layers (see [`Segmented`]); `k = 1`
+    /// checkpoints every layer.
+    ///
+    /// # Panics
+    /// If `k` is 0.
+    #[track_caller]
+    pub fn checkpoint_every(self, k: usize) -> Segmented<L> {
+        Segmented::new(self, k)
+    }
+
+    /// This stack in ⌈√N⌉-layer segments: the memory of a training step grows as √N.
+    ///
+    /// ```
+    /// use autograd::seeded_rng;
+    /// use nn::{Init, ResidualBlock, Stack};
+    /// let mut rng = seeded_rng(0);
+    /// let stack: Stack<ResidualBlock<f32>> =
+    ///     (0..64).map(|_| Box::new(ResidualBlock::new(4, Init::he(), &mut rng))).collect();
+    /// let segmented = stack.checkpoint_sqrt();
+    /// assert_eq!((segmented.layers_per_segment(), segmented.segments()), (8, 8));
+    /// ```
+    pub fn checkpoint_sqrt(self) -> Segmented<L> {
+        let k = sqrt_segment(self.len());
+        Segmented {
+            stack: Arc::new(self),
+            layers_per_segment: k,
+        }
+    }
+}
+
+/// ⌈√n⌉, at least 1: the segment length that balances the segments' inputs kept against
+/// one segment's activations during its recomputation.
+pub fn sqrt_segment(n: usize) -> usize {
+    let mut k = (n as f64).sqrt() as usize;
+    while k * k < n {
+        k += 1;
+    }
+    k.max(1)
+}
+
+impl<T: Element, L: Module<T> + Send + Sync + ?Sized + 'static> Module<T> for Segmented<L> {
+    fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
+        let n = self.stack.len();
+        (0..n)
+            .step_by(self.layers_per_segment)
+            .fold(x.clone(), |h, start| {
+                let range = start..(start + self.layers_per_segment).min(n);
+                let layers = || self.stack.layers[range.clone()].iter().map(|l| l.as_ref());
+                let params: Vec<Param<T>> = layers().flat_map(|l| l.parameters()).collect();
+                let buffers = layers().flat_map(|l| l.named_buffers().into_iter().map(|(_, b)| b));
+                let stack = Arc::clone(&self.stack);
+                run_segment(cx, &h, &params, buffers.collect(), move |cx, x| {
+                    let layers = stack.layers[range.clone()].iter().map(|l| l.as_ref());
+                    chain::forward(layers, cx, x)
+                })
+            })
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
+        self.stack.named_parameters()
+    }
+
+    fn named_buffers(&self) -> Vec<(String, Buffer<T>)> {
+        self.stack.named_buffers()
+    }
+}
+
+/// What the runs of one segment share: how many there were, and where the first left the
+/// random generator.
+struct Runs {
+    count: usize,
+    rng_after: Option<StdRng>,
+}
+
+/// Runs `body` on `x` as a checkpointed segment of `cx`'s tape, with `params` bound as its
+/// inputs, the step's random state carried through, and `buffers` put back after a
+/// recomputation.
+fn run_segment<'t, T, F>(
+    cx: &Ctx<'t, T>,
+    x: &Var<'t, T>,
+    params: &[Param<T>],
+    buffers: Vec<Buffer<T>>,
+    body: F,
+) -> Var<'t, T>
+where
+    T: Element,
+    F: for<'s> Fn(&Ctx<'s, T>, &Var<'s, T>) -> Var<'s, T> + Send + Sync + 'static,
+{
+    let bound: Vec<Var<'t, T>> = params.iter().map(|p| cx.param(p)).collect();
+    let inputs: Vec<&Var<'t, T>> = std::iter::once(x).chain(&bound).collect();
+    let ids: Vec<u64> = params.iter().map(Param::id).collect();
+    let (training, recomputing) = (cx.is_training(), cx.is_recomputing());
+    let rng_at_entry = cx.rng().clone();
+    let runs = Arc::new(Mutex::new(Runs {
+        count: 0,
+        rng_after: None,
+    }));
+    let shared = Arc::clone(&runs);
+    let y = cx.tape().checkpoint_slice(&inputs, move |given| {
+        let (x, params) = given
+            .split_first()
+            .expect("the segment's input comes first");
+        let recomputing = recomputing || lock(&shared).count > 0;
+        let kept = recomputing.then(|| buffers.iter().map(Buffer::value).collect::<Vec<_>>());
+        let bound: HashMap<u64, Var<'_, T>> =
+            ids.iter().copied().zip(params.iter().cloned()).collect();
+        let scope = SegmentScope { recomputing };
+        let scx = Ctx::for_segment(x.tape(), training, rng_at_entry.clone(), bound, scope);
+        let y = body(&scx, x);
+        for (buffer, value) in buffers.iter().zip(kept.into_iter().flatten()) {
+            buffer.set(value);
+        }
+        let mut runs = lock(&shared);
+        runs.count += 1;
+        runs.rng_after = Some(scx.rng().clone());
+        y
+    });
+    if let Some(rng) = &lock(&runs).rng_after {
+        *cx.rng() = rng.clone();
+    }
+    y
+}
+
+/// The runs of a segment. A panic inside a run leaves nothing half-updated in them, so a
+/// poisoned lock is used as it is.
+fn lock(runs: &Mutex<Runs>) -> MutexGuard<'_, Runs> {
+    runs.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The message of a parameter bound inside a segment that is not one of its parameters.
+#[track_caller]
+pub(crate) fn unlisted_param<T: Element>(p: &Param<T>) -> String {
+    format!(
+        "Ctx::param: {p:?} is used inside a checkpointed segment but is not one of its \
+         parameters: the checkpointed module's named_parameters() must list every parameter \
+         its forward pass binds (at {})",
+        Caller::here()
+    )
+}
