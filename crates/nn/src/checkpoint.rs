@@ -247,11 +247,16 @@ impl<T: Element, L: Module<T> + Send + Sync + ?Sized + 'static> Module<T> for Se
     }
 }
 
-/// What the runs of one segment share: how many there were, and where the first left the
-/// random generator.
+/// What the runs of one segment share.
 struct Runs {
+    /// Runs so far (the first is the forward pass; the others recompute it).
     count: usize,
-    rng_after: Option<StdRng>,
+    /// The step's generator where the segment starts, for the recomputations; `None` once
+    /// the first run showed that the segment draws nothing (then any generator will do).
+    /// Boxed, as is `rng_after`: a segment that draws nothing keeps no generator.
+    rng_at_entry: Option<Box<StdRng>>,
+    /// Where the first run left the generator, until the step's context takes it back.
+    rng_after: Option<Box<StdRng>>,
 }
 
 /// Runs `body` on `x` as a checkpointed segment of `cx`'s tape, with `params` bound as its
@@ -272,9 +277,9 @@ where
     let inputs: Vec<&Var<'t, T>> = std::iter::once(x).chain(&bound).collect();
     let ids: Vec<u64> = params.iter().map(Param::id).collect();
     let (training, recomputing) = (cx.is_training(), cx.is_recomputing());
-    let rng_at_entry = cx.rng().clone();
     let runs = Arc::new(Mutex::new(Runs {
         count: 0,
+        rng_at_entry: Some(Box::new(cx.rng().clone())),
         rng_after: None,
     }));
     let shared = Arc::clone(&runs);
@@ -282,23 +287,38 @@ where
         let (x, params) = given
             .split_first()
             .expect("the segment's input comes first");
-        let recomputing = recomputing || lock(&shared).count > 0;
+        let (first, rng) = {
+            let runs = lock(&shared);
+            let rng = runs.rng_at_entry.as_deref().cloned();
+            (
+                runs.count == 0,
+                rng.unwrap_or_else(|| autograd::seeded_rng(0)),
+            )
+        };
+        let recomputing = recomputing || !first;
         let kept = recomputing.then(|| buffers.iter().map(Buffer::value).collect::<Vec<_>>());
         let bound: HashMap<u64, Var<'_, T>> =
             ids.iter().copied().zip(params.iter().cloned()).collect();
         let scope = SegmentScope { recomputing };
-        let scx = Ctx::for_segment(x.tape(), training, rng_at_entry.clone(), bound, scope);
+        let scx = Ctx::for_segment(x.tape(), training, rng, bound, scope);
         let y = body(&scx, x);
         for (buffer, value) in buffers.iter().zip(kept.into_iter().flatten()) {
             buffer.set(value);
         }
         let mut runs = lock(&shared);
+        if first {
+            let after = scx.rng().clone();
+            if runs.rng_at_entry.as_deref() == Some(&after) {
+                runs.rng_at_entry = None;
+            } else {
+                runs.rng_after = Some(Box::new(after));
+            }
+        }
         runs.count += 1;
-        runs.rng_after = Some(scx.rng().clone());
         y
     });
-    if let Some(rng) = &lock(&runs).rng_after {
-        *cx.rng() = rng.clone();
+    if let Some(rng) = lock(&runs).rng_after.take() {
+        *cx.rng() = *rng;
     }
     y
 }
