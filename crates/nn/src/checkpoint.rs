@@ -6,7 +6,7 @@
 //! backward reaches it. Here it is as modules:
 //!
 //! - [`Checkpoint`] runs one module (a block, a stage) as a segment;
-//! - [`Segmented`] runs a [`Stack`] in segments of k layers:
+//! - [`Segmented`] runs a [`Stack`] or a [`Sequential`] in segments of k layers:
 //!   [`Stack::checkpoint_every`], or [`Stack::checkpoint_sqrt`] for the classic √N
 //!   (N blocks in √N segments keep √N segment inputs plus, while one segment is
 //!   recomputed, √N blocks' activations).
@@ -59,8 +59,9 @@
 //! require it to be `Send + Sync`.
 
 use crate::buffer::Buffer;
-use crate::module::{Ctx, Module, chain};
+use crate::module::{Ctx, Module, chain, or_panic};
 use crate::param::Param;
+use crate::sequential::Sequential;
 use crate::stack::Stack;
 use autograd::rand::rngs::StdRng;
 use autograd::{Caller, Element, Error, Result, Var};
@@ -109,13 +110,25 @@ impl<M> Checkpoint<M> {
     }
 }
 
-impl<T: Element, M: Module<T> + Send + Sync + 'static> Module<T> for Checkpoint<M> {
+impl<T: Element, M: Module<T> + 'static> Module<T> for Checkpoint<M> {
+    /// # Panics
+    /// Where [`Module::try_forward`] returns an error, with its message.
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
+        or_panic(self.try_forward(cx, x))
+    }
+
+    /// The module's forward pass as a checkpointed segment; its error (found when the
+    /// segment first runs) names the line that called this method.
+    #[track_caller]
+    fn try_forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        let at = Caller::here();
         let module = Arc::clone(&self.inner);
         let buffers = self.inner.named_buffers().into_iter().map(|(_, b)| b);
         run_segment(cx, x, &self.inner.parameters(), buffers.collect(), {
-            move |cx, x| module.forward(cx, x)
+            move |cx, x| module.try_forward(cx, x)
         })
+        .map_err(|e| e.with_caller(at))
     }
 
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
@@ -127,14 +140,17 @@ impl<T: Element, M: Module<T> + Send + Sync + 'static> Module<T> for Checkpoint<
     }
 }
 
-/// A [`Stack`] run in checkpointed segments of `layers_per_segment` consecutive layers
-/// (the last one may be shorter): "checkpoint every k blocks". As a module it has the
-/// stack's parameter names and computes the same values and gradients.
+/// A [`Stack`] (or a [`Sequential`]) run in checkpointed segments of `layers_per_segment`
+/// consecutive layers (the last one may be shorter): "checkpoint every k blocks". As a
+/// module it has the stack's parameter names and computes the same values and gradients.
 ///
-/// Make one with [`Stack::checkpoint_every`] or [`Stack::checkpoint_sqrt`].
+/// Make one with [`Stack::checkpoint_every`] or [`Stack::checkpoint_sqrt`] (and the same
+/// methods of [`Sequential`]).
 pub struct Segmented<L: ?Sized> {
     stack: Arc<Stack<L>>,
     layers_per_segment: usize,
+    /// The container its errors name: `"Stack"` or `"Sequential"`.
+    container: &'static str,
 }
 
 impl<L: ?Sized> Segmented<L> {
@@ -160,6 +176,7 @@ impl<L: ?Sized> Segmented<L> {
         Ok(Segmented {
             stack: Arc::new(stack),
             layers_per_segment,
+            container: "Stack",
         })
     }
 
@@ -203,10 +220,31 @@ impl<L: ?Sized> Stack<L> {
     /// ```
     pub fn checkpoint_sqrt(self) -> Segmented<L> {
         let k = sqrt_segment(self.len());
+        Segmented::new(self, k)
+    }
+}
+
+impl<T: Element> Sequential<T> {
+    /// These modules in checkpointed segments of `k` (see [`Segmented`]; parameter names
+    /// and errors stay the `Sequential`'s).
+    ///
+    /// # Panics
+    /// If `k` is 0.
+    #[track_caller]
+    pub fn checkpoint_every(self, k: usize) -> Segmented<dyn Module<T>> {
+        let stack = Stack {
+            layers: self.layers,
+        };
         Segmented {
-            stack: Arc::new(self),
-            layers_per_segment: k,
+            container: "Sequential",
+            ..Segmented::new(stack, k)
         }
+    }
+
+    /// These modules in ⌈√N⌉-module segments (see [`Stack::checkpoint_sqrt`]).
+    pub fn checkpoint_sqrt(self) -> Segmented<dyn Module<T>> {
+        let k = sqrt_segment(self.len());
+        self.checkpoint_every(k)
     }
 }
 
@@ -220,22 +258,35 @@ pub fn sqrt_segment(n: usize) -> usize {
     k.max(1)
 }
 
-impl<T: Element, L: Module<T> + Send + Sync + ?Sized + 'static> Module<T> for Segmented<L> {
+impl<T: Element, L: Module<T> + ?Sized + 'static> Module<T> for Segmented<L> {
+    /// # Panics
+    /// Where [`Module::try_forward`] returns an error, with its message.
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
+        or_panic(self.try_forward(cx, x))
+    }
+
+    /// The layers, segment by segment. A layer's error is the container's
+    /// ([`Error::InLayer`]: `"Stack layer 5 (…): …"`), naming the line that called this
+    /// method.
+    #[track_caller]
+    fn try_forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        let at = Caller::here();
         let n = self.stack.len();
-        (0..n)
-            .step_by(self.layers_per_segment)
-            .fold(x.clone(), |h, start| {
-                let range = start..(start + self.layers_per_segment).min(n);
-                let layers = || self.stack.layers[range.clone()].iter().map(|l| l.as_ref());
-                let params: Vec<Param<T>> = layers().flat_map(|l| l.parameters()).collect();
-                let buffers = layers().flat_map(|l| l.named_buffers().into_iter().map(|(_, b)| b));
-                let stack = Arc::clone(&self.stack);
-                run_segment(cx, &h, &params, buffers.collect(), move |cx, x| {
-                    let layers = stack.layers[range.clone()].iter().map(|l| l.as_ref());
-                    chain::forward(layers, cx, x)
-                })
-            })
+        let mut h = x.clone();
+        for start in (0..n).step_by(self.layers_per_segment) {
+            let range = start..(start + self.layers_per_segment).min(n);
+            let layers = || self.stack.layers[range.clone()].iter().map(|l| l.as_ref());
+            let params: Vec<Param<T>> = layers().flat_map(|l| l.parameters()).collect();
+            let buffers = layers().flat_map(|l| l.named_buffers().into_iter().map(|(_, b)| b));
+            let (stack, container) = (Arc::clone(&self.stack), self.container);
+            let result = run_segment(cx, &h, &params, buffers.collect(), move |cx, x| {
+                let layers = stack.layers[range.clone()].iter().map(|l| l.as_ref());
+                chain::try_forward(container, layers, cx, x)
+            });
+            h = result.map_err(|e| layer_of_stack(e, start).with_caller(at))?;
+        }
+        Ok(h)
     }
 
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
@@ -244,6 +295,25 @@ impl<T: Element, L: Module<T> + Send + Sync + ?Sized + 'static> Module<T> for Se
 
     fn named_buffers(&self) -> Vec<(String, Buffer<T>)> {
         self.stack.named_buffers()
+    }
+}
+
+/// A segment's layer error, with the layer's index in the whole stack (the segment's
+/// first layer is layer `start`).
+fn layer_of_stack(e: Error, start: usize) -> Error {
+    match e {
+        Error::InLayer {
+            container,
+            index,
+            layer,
+            error,
+        } => Error::InLayer {
+            container,
+            index: start + index,
+            layer,
+            error,
+        },
+        e => e,
     }
 }
 
@@ -257,21 +327,24 @@ struct Runs {
     rng_at_entry: Option<Box<StdRng>>,
     /// Where the first run left the generator, until the step's context takes it back.
     rng_after: Option<Box<StdRng>>,
+    /// The error of the first run, until the step's context takes it back.
+    error: Option<Error>,
 }
 
 /// Runs `body` on `x` as a checkpointed segment of `cx`'s tape, with `params` bound as its
 /// inputs, the step's random state carried through, and `buffers` put back after a
-/// recomputation.
+/// recomputation. An error of `body` is found in the forward pass, when the segment first
+/// runs, and returned.
 fn run_segment<'t, T, F>(
     cx: &Ctx<'t, T>,
     x: &Var<'t, T>,
     params: &[Param<T>],
     buffers: Vec<Buffer<T>>,
     body: F,
-) -> Var<'t, T>
+) -> Result<Var<'t, T>>
 where
     T: Element,
-    F: for<'s> Fn(&Ctx<'s, T>, &Var<'s, T>) -> Var<'s, T> + Send + Sync + 'static,
+    F: for<'s> Fn(&Ctx<'s, T>, &Var<'s, T>) -> Result<Var<'s, T>> + Send + Sync + 'static,
 {
     let bound: Vec<Var<'t, T>> = params.iter().map(|p| cx.param(p)).collect();
     let inputs: Vec<&Var<'t, T>> = std::iter::once(x).chain(&bound).collect();
@@ -281,6 +354,7 @@ where
         count: 0,
         rng_at_entry: Some(Box::new(cx.rng().clone())),
         rng_after: None,
+        error: None,
     }));
     let shared = Arc::clone(&runs);
     let y = cx.tape().checkpoint_slice(&inputs, move |given| {
@@ -306,21 +380,30 @@ where
             buffer.set(value);
         }
         let mut runs = lock(&shared);
-        if first {
-            let after = scx.rng().clone();
-            if runs.rng_at_entry.as_deref() == Some(&after) {
-                runs.rng_at_entry = None;
-            } else {
-                runs.rng_after = Some(Box::new(after));
-            }
-        }
         runs.count += 1;
-        y
+        if !first {
+            // The first run succeeded, and a recomputation computes the same.
+            return or_panic(y);
+        }
+        let after = scx.rng().clone();
+        if runs.rng_at_entry.as_deref() == Some(&after) {
+            runs.rng_at_entry = None;
+        } else {
+            runs.rng_after = Some(Box::new(after));
+        }
+        y.unwrap_or_else(|e| {
+            runs.error = Some(e);
+            x.clone() // a stand-in: the caller returns the error, not this value
+        })
     });
-    if let Some(rng) = lock(&runs).rng_after.take() {
+    let mut runs = lock(&runs);
+    if let Some(rng) = runs.rng_after.take() {
         *cx.rng() = *rng;
     }
-    y
+    match runs.error.take() {
+        Some(e) => Err(e),
+        None => Ok(y),
+    }
 }
 
 /// The runs of a segment. A panic inside a run leaves nothing half-updated in them, so a

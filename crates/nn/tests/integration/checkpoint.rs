@@ -192,3 +192,58 @@ fn checkpointing_keeps_names_and_evaluation() {
     assert_eq!(eval(&segmented), eval(&plain));
     assert!(Segmented::try_new(noisy_stack::<f32>(2), 0).is_err());
 }
+
+#[test]
+fn a_shape_error_inside_a_segment_is_returned_naming_the_layer_and_the_line() {
+    use autograd::Error;
+    use nn::Linear;
+    let mut rng = seeded_rng(0);
+    let widths = [(4, 4), (4, 4), (4, 4), (3, 4)]; // layer 3 expects 3 features
+    let stack: Stack<Linear<f64>> = widths
+        .iter()
+        .map(|&(i, o)| Box::new(Linear::new(i, o, true, &mut rng)))
+        .collect();
+    let segmented = stack.checkpoint_every(2);
+    let tape = Tape::new();
+    let cx = Ctx::train(&tape, 0);
+    let x = cx.input(Tensor::ones(&[2, 4]));
+    let line = line!() + 1;
+    let err = segmented.try_forward(&cx, &x).unwrap_err();
+    let Error::InLayer { index, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(*index, 3, "{err}");
+    assert!(
+        err.to_string().contains(&format!("{}:{line}:", file!())),
+        "{err}"
+    );
+
+    let wrapped = Checkpoint::new(Linear::<f64>::new(3, 4, true, &mut rng));
+    let line = line!() + 1;
+    let err = wrapped.try_forward(&cx, &x).unwrap_err();
+    assert!(
+        err.to_string().contains(&format!("{}:{line}:", file!())),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_sequential_in_segments_gives_the_same_steps_and_names() {
+    use nn::{Linear, Relu, Sequential, Tanh};
+    let model = || {
+        let mut rng = seeded_rng(5);
+        Sequential::<f64>::new()
+            .push(Linear::new(8, 8, true, &mut rng))
+            .push(Relu)
+            .push(Dropout::new(0.2))
+            .push(Linear::new(8, 8, true, &mut rng))
+            .push(Tanh)
+    };
+    let segmented = model().checkpoint_every(2);
+    assert_same_steps(&model(), &segmented, &[16, 8], "sequential");
+    let names = |m: &dyn Module<f64>| -> Vec<String> {
+        m.named_parameters().into_iter().map(|(n, _)| n).collect()
+    };
+    assert_eq!(names(&segmented), names(&model()));
+    assert_eq!(model().checkpoint_sqrt().layers_per_segment(), 3);
+}
