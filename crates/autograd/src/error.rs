@@ -287,6 +287,8 @@ impl Error {
             | Error::Axis { at, .. }
             | Error::Index { at, .. }
             | Error::InvalidArgument { at, .. }
+            | Error::SizeOverflow { at, .. }
+            | Error::Alloc { at, .. }
             | Error::NonScalarBackward { at, .. }
             | Error::ForeignTape { at, .. } => Some(at),
             Error::Anomaly { .. } => None,
