@@ -257,8 +257,10 @@ fn basic_block_with_identity_shortcut() {
         [
             "norm1.running_mean",
             "norm1.running_var",
+            "norm1.num_batches_tracked",
             "norm2.running_mean",
-            "norm2.running_var"
+            "norm2.running_var",
+            "norm2.num_batches_tracked"
         ]
     );
     let x = rand(&[2, 3, 4, 4], 9);
@@ -300,7 +302,11 @@ fn basic_block_with_projection_shortcut() {
             "projection.norm.bias"
         ]
     );
-    assert_eq!(block.named_buffers()[5].0, "projection.norm.running_var");
+    assert_eq!(block.named_buffers()[7].0, "projection.norm.running_var");
+    assert_eq!(
+        block.named_buffers()[8].0,
+        "projection.norm.num_batches_tracked"
+    );
     let x = rand(&[2, 2, 5, 4], 11);
     check_params(&block, &x);
 
