@@ -12,7 +12,11 @@
 //! - Layers: [`Linear`], activations, [`BatchNorm1d`], [`BatchNorm2d`], [`LayerNorm`],
 //!   [`Dropout`], [`Sequential`], [`Stack`]; losses in [`loss`], optimizers in [`optim`],
 //!   initialisation in [`init`], the tutorial's network builder in [`builder`], parameter
-//!   files (safetensors) in [`io`].
+//!   files in [`io`] (safetensors, PyTorch's `state_dict` names both ways), data sets and
+//!   seeded minibatches in [`data`].
+//! - Every module is `Send + Sync`, has a fallible [`Module::try_forward`] whose errors name
+//!   the caller's line (and, in a [`Sequential`] or [`Stack`], the failing layer), and
+//!   [`Module::predict`] for inference without a tape.
 //! - Images: [`Conv2d`], [`MaxPool2d`], [`AvgPool2d`], [`GlobalAvgPool`], [`Flatten`], and
 //!   the ResNet [`BasicConvBlock`] (identity or [`ConvProjection`] shortcut).
 //! - [`manual`]: the same layers with hand-written `backward`, using plain tensor kernels
