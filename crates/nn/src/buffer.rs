@@ -46,6 +46,12 @@ impl<T: Element> Buffer<T> {
     /// assert_eq!(steps.count(), Some(3));
     /// assert_eq!(steps.value().item(), 3.0);
     /// assert_eq!(steps.shape(), Vec::<usize>::new());
+    /// // Past 2²⁴ an f32 value rounds; the count and a snapshot stay exact.
+    /// steps.set_count((1 << 24) + 1);
+    /// let kept = steps.snapshot();
+    /// steps.add_to_count(5);
+    /// steps.restore(&kept);
+    /// assert_eq!(steps.count(), Some((1 << 24) + 1));
     /// ```
     pub fn counter(start: i64) -> Self {
         Buffer {
@@ -104,6 +110,27 @@ impl<T: Element> Buffer<T> {
     pub fn add_to_count(&self, n: i64) {
         if let Value::Count(c) = &self.value {
             c.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// A copy of the current state, shared with no one (for putting it back later with
+    /// [`Buffer::restore`]; exact for a counter, whose [`Buffer::value`] may round).
+    pub fn snapshot(&self) -> Buffer<T> {
+        match &self.value {
+            Value::Tensor(_) => Buffer::new(self.value()),
+            Value::Count(c) => Buffer::counter(c.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// Puts back a state taken with [`Buffer::snapshot`] (a count into a counter, a tensor
+    /// into a tensor buffer; a snapshot of the other kind is ignored).
+    pub fn restore(&self, snapshot: &Buffer<T>) {
+        match (&self.value, &snapshot.value) {
+            (Value::Tensor(_), Value::Tensor(_)) => self.set(snapshot.value()),
+            (Value::Count(c), Value::Count(s)) => {
+                c.store(s.load(Ordering::Relaxed), Ordering::Relaxed)
+            }
+            _ => {}
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod analysis;
 mod blocks;
+mod checkpoint;
 mod conv;
 mod crosscheck;
 mod depth;
