@@ -103,10 +103,36 @@ pub(crate) mod chain {
 /// Layers that behave differently in training and evaluation (dropout, batch norm,
 /// stochastic depth) read the mode from here, so one model serves both without a switch of
 /// its own: make the context with [`Ctx::train`] or [`Ctx::eval`].
+///
+/// A training step does not need one by hand: [`value_and_grad`](crate::value_and_grad)
+/// makes the tape and the context, runs the loss, and returns the gradients with the tape
+/// already gone. Make them yourself when you need the tape during the step — hooks,
+/// contributions, the table, second-order gradients — and let the tape go before the
+/// optimizer's step (end its scope), or the step copies every parameter the tape still
+/// holds (copy-on-write: right, but slower):
+///
+/// ```
+/// use nn::{Ctx, Linear, Module, Optimizer, Sgd};
+/// use autograd::{Tape, Tensor, seeded_rng};
+///
+/// let layer = Linear::<f64>::new(3, 2, true, &mut seeded_rng(0));
+/// let mut opt = Sgd::new(layer.parameters(), 0.1);
+/// let grads = {
+///     let tape = Tape::new();
+///     let cx = Ctx::train(&tape, 0);
+///     let loss = layer.forward(&cx, &cx.input(Tensor::ones(&[4, 3]))).relu().sum();
+///     println!("{tape}"); // the Wengert list of this step
+///     cx.param_grads(&loss.backward_leaves())
+/// }; // the tape is gone here
+/// opt.step(&grads);
+/// ```
 pub struct Ctx<'t, T: Element = f32> {
     tape: &'t Tape<T>,
     training: bool,
-    bound: RefCell<HashMap<u64, Var<'t, T>>>,
+    /// The parameters bound so far, in binding order, each with its leaf on the tape.
+    bound: RefCell<Vec<(Param<T>, Var<'t, T>)>>,
+    /// Position in `bound` of each parameter, by id.
+    bound_index: RefCell<HashMap<u64, usize>>,
     rng: RefCell<StdRng>,
 }
 
@@ -125,7 +151,8 @@ impl<'t, T: Element> Ctx<'t, T> {
         Ctx {
             tape,
             training,
-            bound: RefCell::new(HashMap::new()),
+            bound: RefCell::new(Vec::new()),
+            bound_index: RefCell::new(HashMap::new()),
             rng: RefCell::new(seeded_rng(seed)),
         }
     }
@@ -148,11 +175,13 @@ impl<'t, T: Element> Ctx<'t, T> {
     /// `p` as a tracked leaf on the tape — bound once per step, sharing its buffer.
     #[track_caller]
     pub fn param(&self, p: &Param<T>) -> Var<'t, T> {
-        if let Some(v) = self.bound.borrow().get(&p.id()) {
-            return v.clone();
+        if let Some(&i) = self.bound_index.borrow().get(&p.id()) {
+            return self.bound.borrow()[i].1.clone();
         }
         let v = self.tape.var(p.value());
-        self.bound.borrow_mut().insert(p.id(), v.clone());
+        let mut bound = self.bound.borrow_mut();
+        self.bound_index.borrow_mut().insert(p.id(), bound.len());
+        bound.push((p.clone(), v.clone()));
         v
     }
 
@@ -167,14 +196,13 @@ impl<'t, T: Element> Ctx<'t, T> {
         self.tape.var(x)
     }
 
-    /// The gradient of each parameter bound in this step, keyed by parameter.
+    /// The gradient of each parameter bound in this step, as pairs (parameter, gradient)
+    /// in binding order. The gradients share their buffers with `grads` (no copy).
     pub fn param_grads(&self, grads: &Gradients<T>) -> ParamGrads<T> {
-        let by_id = self
-            .bound
+        self.bound
             .borrow()
             .iter()
-            .filter_map(|(&id, v)| grads.get(v).map(|g| (id, g.clone())))
-            .collect();
-        ParamGrads { by_id }
+            .filter_map(|(p, v)| grads.get(v).map(|g| (p.clone(), g.clone())))
+            .collect()
     }
 }
