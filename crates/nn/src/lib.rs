@@ -18,6 +18,7 @@
 //!         loss::mse(&out, &cx.input(y.clone()))
 //!     });
 //!     opt.step(&grads);
+//!     println!("step {step}: loss {loss:.4}");
 //! }
 //! ```
 //!

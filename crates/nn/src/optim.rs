@@ -20,6 +20,7 @@
 //!         loss::mse(&out, &cx.input(y.clone()))
 //!     });
 //!     opt.step(&grads);
+//!     println!("step {step}: loss {loss:.4}");
 //! }
 //! ```
 //!
