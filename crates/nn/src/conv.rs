@@ -1,7 +1,7 @@
 //! `Conv2d`: a 2-d convolution layer, one node on the tape.
 
 use crate::init::Init;
-use crate::module::{Ctx, Module};
+use crate::module::{Ctx, Module, or_panic};
 use crate::param::Param;
 use autograd::rand::Rng;
 use autograd::{Element, Result, Tensor, Var};
@@ -141,23 +141,23 @@ impl<T: Element> Conv2d<T> {
         let s = self.weight.shape();
         (s[2], s[3])
     }
-
-    /// The forward pass, with shape errors (rank, channels, kernel larger than the padded
-    /// input) returned rather than panicking.
-    #[track_caller]
-    pub fn try_forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
-        let w = cx.param(&self.weight);
-        let b = self.bias.as_ref().map(|b| cx.param(b));
-        x.try_conv2d(&w, b.as_ref(), self.stride, self.padding)
-    }
 }
 
 impl<T: Element> Module<T> for Conv2d<T> {
     /// # Panics
-    /// Where [`Conv2d::try_forward`] returns an error, with its message.
+    /// Where [`Module::try_forward`] returns an error, with its message.
     #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        self.try_forward(cx, x).unwrap_or_else(|e| panic!("{e}"))
+        or_panic(self.try_forward(cx, x))
+    }
+
+    /// The forward pass, with shape errors (rank, channels, kernel larger than the padded
+    /// input) returned rather than panicking.
+    #[track_caller]
+    fn try_forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        let w = cx.param(&self.weight);
+        let b = self.bias.as_ref().map(|b| cx.param(b));
+        x.try_conv2d(&w, b.as_ref(), self.stride, self.padding)
     }
 
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {

@@ -5,7 +5,7 @@
 //! comes from the tape and is checked against finite differences in the tests.
 
 use crate::buffer::Buffer;
-use crate::module::{Ctx, Module};
+use crate::module::{Ctx, Module, or_panic};
 use crate::param::Param;
 use autograd::{Caller, Element, Error, Result, Tensor, Var};
 
@@ -105,28 +105,6 @@ impl<T: Element, const D: usize> BatchNorm<T, D> {
         self.running_var.set(var);
     }
 
-    /// The forward pass, or an error if `x` is not `[N, C, …]` with `D` spatial axes and
-    /// this layer's `C`, or (in training) if a channel has a single value.
-    #[track_caller]
-    pub fn try_forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
-        self.check_input(x.shape())?;
-        let c = self.num_features();
-        // Statistics have shape [1, C, 1, …] so that they broadcast against x.
-        let mut stat_shape = vec![1; x.shape().len()];
-        stat_shape[1] = c;
-        let (centered, inv_std) = if cx.is_training() {
-            self.batch_statistics(x)?
-        } else {
-            let mean = cx.input(self.running_mean().reshape(&stat_shape));
-            let var = self.running_var().reshape(&stat_shape);
-            let inv_std = var.map(|v| (v + T::of(self.eps)).sqrt().recip());
-            (x - &mean, cx.input(inv_std))
-        };
-        let gamma = cx.param(&self.weight).reshape(&stat_shape);
-        let beta = cx.param(&self.bias).reshape(&stat_shape);
-        Ok(&(&(&centered * &inv_std) * &gamma) + &beta)
-    }
-
     /// Training mode: normalise with the batch's statistics (recorded, so the gradient
     /// flows through them) and move the running statistics towards them.
     #[track_caller]
@@ -205,10 +183,32 @@ impl<T: Element, const D: usize> BatchNorm<T, D> {
 
 impl<T: Element, const D: usize> Module<T> for BatchNorm<T, D> {
     /// # Panics
-    /// Where [`BatchNorm::try_forward`] returns an error, with the same message.
+    /// Where [`Module::try_forward`] returns an error, with the same message.
     #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        self.try_forward(cx, x).unwrap_or_else(|e| panic!("{e}"))
+        or_panic(self.try_forward(cx, x))
+    }
+
+    /// The forward pass, or an error if `x` is not `[N, C, …]` with `D` spatial axes and
+    /// this layer's `C`, or (in training) if a channel has a single value.
+    #[track_caller]
+    fn try_forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        self.check_input(x.shape())?;
+        let c = self.num_features();
+        // Statistics have shape [1, C, 1, …] so that they broadcast against x.
+        let mut stat_shape = vec![1; x.shape().len()];
+        stat_shape[1] = c;
+        let (centered, inv_std) = if cx.is_training() {
+            self.batch_statistics(x)?
+        } else {
+            let mean = cx.input(self.running_mean().reshape(&stat_shape));
+            let var = self.running_var().reshape(&stat_shape);
+            let inv_std = var.map(|v| (v + T::of(self.eps)).sqrt().recip());
+            (x - &mean, cx.input(inv_std))
+        };
+        let gamma = cx.param(&self.weight).reshape(&stat_shape);
+        let beta = cx.param(&self.bias).reshape(&stat_shape);
+        Ok(&(&(&centered * &inv_std) * &gamma) + &beta)
     }
 
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
@@ -255,11 +255,20 @@ impl<T: Element> LayerNorm<T> {
             eps: DEFAULT_EPS,
         }
     }
+}
+
+impl<T: Element> Module<T> for LayerNorm<T> {
+    /// # Panics
+    /// Where [`Module::try_forward`] returns an error, with the same message.
+    #[track_caller]
+    fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
+        or_panic(self.try_forward(cx, x))
+    }
 
     /// The forward pass, or an error if the input's trailing axes are not
     /// `normalized_shape`.
     #[track_caller]
-    pub fn try_forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+    fn try_forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
         let normalized = self.weight.shape();
         let shape = x.shape();
         let k = normalized.len();
@@ -280,15 +289,6 @@ impl<T: Element> LayerNorm<T> {
         let gamma = cx.param(&self.weight);
         let beta = cx.param(&self.bias);
         Ok(&(&(&centered * &inv_std) * &gamma) + &beta)
-    }
-}
-
-impl<T: Element> Module<T> for LayerNorm<T> {
-    /// # Panics
-    /// Where [`LayerNorm::try_forward`] returns an error, with the same message.
-    #[track_caller]
-    fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        self.try_forward(cx, x).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
@@ -341,11 +341,18 @@ impl<T: Element> NormLayer<T> {
 }
 
 impl<T: Element> Module<T> for NormLayer<T> {
+    /// # Panics
+    /// Where [`Module::try_forward`] returns an error, with the same message.
     #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
+        or_panic(self.try_forward(cx, x))
+    }
+
+    #[track_caller]
+    fn try_forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
         match self {
-            NormLayer::Batch(b) => b.forward(cx, x),
-            NormLayer::Layer(l) => l.forward(cx, x),
+            NormLayer::Batch(b) => b.try_forward(cx, x),
+            NormLayer::Layer(l) => l.try_forward(cx, x),
         }
     }
 

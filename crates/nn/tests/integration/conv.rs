@@ -208,11 +208,12 @@ fn pooling_layers_are_the_pooling_ops() {
     assert_eq!(flat.value().to_vec(), x.to_vec());
     // Bad input is an error from the try form.
     let rank2 = cx.input(Tensor::<f64>::zeros(&[2, 3]));
-    assert!(max.try_forward(&rank2).is_err());
-    assert!(avg.try_forward(&rank2).is_err());
+    assert!(max.try_forward(&cx, &rank2).is_err());
+    assert!(avg.try_forward(&cx, &rank2).is_err());
+    assert!(GlobalAvgPool.try_forward(&cx, &rank2).is_err());
     assert!(
         Flatten
-            .try_forward(&cx.input(Tensor::<f64>::scalar(1.0)))
+            .try_forward(&cx, &cx.input(Tensor::<f64>::scalar(1.0)))
             .is_err()
     );
 
