@@ -302,6 +302,55 @@ impl<T> SlotState for MomentumBuffer<T> {
     }
 }
 
+/// SGD's settings as numbers of the parameters' type, and its update of one parameter.
+/// `DECAY` (λ ≠ 0) and `NESTEROV` are constants, so that each combination is a loop
+/// without branches.
+#[derive(Clone, Copy)]
+struct SgdRule<T> {
+    lr: T,
+    mu: T,
+    /// 1 − τ.
+    damp: T,
+    wd: T,
+}
+
+impl<T: Element> SgdRule<T> {
+    /// `g + λ·p` with weight decay, else `g`.
+    #[inline(always)]
+    fn decayed<const DECAY: bool>(self, g: T, w: T) -> T {
+        if DECAY { g + self.wd * w } else { g }
+    }
+
+    /// Without momentum: `p ← p − lr·g`.
+    fn plain<const DECAY: bool>(self, w: &mut [T], g: &[T]) {
+        for (w, &g) in w.iter_mut().zip(g) {
+            *w -= self.lr * self.decayed::<DECAY>(g, *w);
+        }
+    }
+
+    /// The first step with momentum: `b ← g`, then `p ← p − lr·(g + μ·b)` (Nesterov) or
+    /// `p ← p − lr·b`. Returns the new momentum buffer.
+    fn first<const DECAY: bool>(self, w: &mut [T], g: &[T], nesterov: bool) -> Vec<T> {
+        let mut b = Vec::with_capacity(w.len());
+        for (w, &g) in w.iter_mut().zip(g) {
+            let g = self.decayed::<DECAY>(g, *w);
+            b.push(g);
+            *w -= self.lr * if nesterov { g + self.mu * g } else { g };
+        }
+        b
+    }
+
+    /// A later step with momentum: `b ← μ·b + (1 − τ)·g`, then `p ← p − lr·(g + μ·b)`
+    /// (Nesterov) or `p ← p − lr·b`.
+    fn momentum<const DECAY: bool, const NESTEROV: bool>(self, w: &mut [T], g: &[T], b: &mut [T]) {
+        for ((w, &g), b) in w.iter_mut().zip(g).zip(b) {
+            let g = self.decayed::<DECAY>(g, *w);
+            *b = self.mu * *b + self.damp * g;
+            *w -= self.lr * if NESTEROV { g + self.mu * *b } else { *b };
+        }
+    }
+}
+
 impl<T: Element> Sgd<T> {
     /// Plain SGD, `p ← p − lr·g`, on `params` (`model.parameters()`, or
     /// `model.named_parameters()` for errors that name them).
@@ -408,38 +457,38 @@ impl<T: Element> Optimizer<T> for Sgd<T> {
             });
         }
         self.slots.check("Sgd", grads)?;
-        let (lr, mu, wd) = (
-            T::of(self.lr),
-            T::of(self.momentum),
-            T::of(self.weight_decay),
-        );
-        let damp = T::one() - T::of(self.dampening);
-        let (momentum, nesterov) = (self.momentum != 0.0, self.nesterov);
-        // g + λ·p, added only when λ ≠ 0 (as PyTorch: 0·∞ would be NaN).
-        let decayed = |g: T, w: T| if wd != T::zero() { g + wd * w } else { g };
+        let rule = SgdRule {
+            lr: T::of(self.lr),
+            mu: T::of(self.momentum),
+            damp: T::one() - T::of(self.dampening),
+            wd: T::of(self.weight_decay),
+        };
+        // Each combination of settings is its own loop without branches (which the
+        // compiler vectorises); λ·p is added only when λ ≠ 0, as PyTorch (0·∞ is NaN).
+        let (decay, nesterov) = (self.weight_decay != 0.0, self.nesterov);
+        let momentum = self.momentum != 0.0;
         self.slots.update("Sgd", grads, |w, grad, state| {
             let g = grad.data();
             match state {
-                _ if !momentum => {
-                    for (w, &g) in w.iter_mut().zip(g) {
-                        *w -= lr * decayed(g, *w);
-                    }
-                }
+                _ if !momentum => match decay {
+                    false => rule.plain::<false>(w, g),
+                    true => rule.plain::<true>(w, g),
+                },
                 None => {
-                    let mut b = Vec::with_capacity(w.len());
-                    for (w, &g) in w.iter_mut().zip(g) {
-                        let g = decayed(g, *w);
-                        b.push(g);
-                        *w -= lr * if nesterov { g + mu * g } else { g };
-                    }
+                    let b = match decay {
+                        false => rule.first::<false>(w, g, nesterov),
+                        true => rule.first::<true>(w, g, nesterov),
+                    };
                     let shape = grad.shape().to_vec();
                     *state = Some(MomentumBuffer { shape, b });
                 }
                 Some(buffer) => {
-                    for ((w, &g), b) in w.iter_mut().zip(g).zip(buffer.b.iter_mut()) {
-                        let g = decayed(g, *w);
-                        *b = mu * *b + damp * g;
-                        *w -= lr * if nesterov { g + mu * *b } else { *b };
+                    let b = &mut buffer.b;
+                    match (decay, nesterov) {
+                        (false, false) => rule.momentum::<false, false>(w, g, b),
+                        (false, true) => rule.momentum::<false, true>(w, g, b),
+                        (true, false) => rule.momentum::<true, false>(w, g, b),
+                        (true, true) => rule.momentum::<true, true>(w, g, b),
                     }
                 }
             }
@@ -469,6 +518,47 @@ struct Moments<T> {
 impl<T> SlotState for Moments<T> {
     fn shape(&self) -> &[usize] {
         &self.shape
+    }
+}
+
+/// Adam's numbers for one parameter's step, and the update. `DECOUPLED` (AdamW) and `L2`
+/// (Adam with λ ≠ 0) are constants, so that each kind of weight decay is a loop without
+/// branches.
+#[derive(Clone, Copy)]
+struct AdamRule<T> {
+    b1: T,
+    b2: T,
+    eps: T,
+    lr: T,
+    wd: T,
+    /// √(1 − β₂ᵗ).
+    bc2_sqrt: T,
+    /// lr / (1 − β₁ᵗ).
+    step_size: T,
+}
+
+impl<T: Element> AdamRule<T> {
+    /// One pass over the parameter `w`, its gradient `g` and its moments `m`, `v`.
+    fn pass<const DECOUPLED: bool, const L2: bool>(
+        self,
+        w: &mut [T],
+        g: &[T],
+        m: &mut [T],
+        v: &mut [T],
+    ) {
+        let one = T::one();
+        for ((w, &g), (m, v)) in w.iter_mut().zip(g).zip(m.iter_mut().zip(v)) {
+            let mut g = g;
+            if DECOUPLED {
+                *w *= one - self.lr * self.wd;
+            } else if L2 {
+                g += self.wd * *w;
+            }
+            *m = self.b1 * *m + (one - self.b1) * g;
+            *v = self.b2 * *v + (one - self.b2) * g * g;
+            let denom = v.sqrt() / self.bc2_sqrt + self.eps;
+            *w -= self.step_size * *m / denom;
+        }
     }
 }
 
@@ -519,6 +609,7 @@ impl<T: Element> AdamCore<T> {
         let s = self.s;
         let (b1, b2) = (T::of(s.beta1), T::of(s.beta2));
         let (eps, wd, lr) = (T::of(s.eps), T::of(s.weight_decay), T::of(s.lr));
+        let (decoupled, l2) = (s.decoupled, !s.decoupled && s.weight_decay != 0.0);
         self.slots.update(self.op, grads, |w, grad, state| {
             let st = state.get_or_insert_with(|| Moments {
                 shape: grad.shape().to_vec(),
@@ -528,20 +619,20 @@ impl<T: Element> AdamCore<T> {
             });
             st.step = st.step.saturating_add(1);
             let bc1 = T::one() - b1.powi(st.step);
-            let bc2_sqrt = (T::one() - b2.powi(st.step)).sqrt();
-            let step_size = lr / bc1;
-            let moments = st.m.iter_mut().zip(st.v.iter_mut());
-            for ((w, &g), (m, v)) in w.iter_mut().zip(grad.data()).zip(moments) {
-                let mut g = g;
-                if s.decoupled {
-                    *w *= T::one() - lr * wd;
-                } else if wd != T::zero() {
-                    g += wd * *w;
-                }
-                *m = b1 * *m + (T::one() - b1) * g;
-                *v = b2 * *v + (T::one() - b2) * g * g;
-                let denom = v.sqrt() / bc2_sqrt + eps;
-                *w -= step_size * *m / denom;
+            let rule = AdamRule {
+                b1,
+                b2,
+                eps,
+                lr,
+                wd,
+                bc2_sqrt: (T::one() - b2.powi(st.step)).sqrt(),
+                step_size: lr / bc1,
+            };
+            let g = grad.data();
+            match (decoupled, l2) {
+                (true, _) => rule.pass::<true, false>(w, g, &mut st.m, &mut st.v),
+                (false, true) => rule.pass::<false, true>(w, g, &mut st.m, &mut st.v),
+                (false, false) => rule.pass::<false, false>(w, g, &mut st.m, &mut st.v),
             }
         })
     }
