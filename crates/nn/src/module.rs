@@ -1,6 +1,7 @@
 //! The `Module` trait and the per-step context that binds parameters to a tape.
 
 use crate::buffer::Buffer;
+use crate::checkpoint::{self, SegmentScope};
 use crate::param::{Param, ParamGrads};
 use autograd::rand::rngs::StdRng;
 use autograd::{Element, Gradients, Result, Tape, Tensor, Var, seeded_rng};
@@ -245,6 +246,9 @@ pub struct Ctx<'t, T: Element = f32> {
     /// Position in `bound` of each parameter, by id.
     bound_index: RefCell<HashMap<u64, usize>>,
     rng: RefCell<StdRng>,
+    /// Inside a checkpointed segment ([`crate::checkpoint`]): its parameters are bound
+    /// already, and no other can be.
+    segment: Option<SegmentScope>,
 }
 
 impl<'t, T: Element> Ctx<'t, T> {
@@ -276,7 +280,35 @@ impl<'t, T: Element> Ctx<'t, T> {
             bound: RefCell::new(Vec::new()),
             bound_index: RefCell::new(HashMap::new()),
             rng: RefCell::new(seeded_rng(seed)),
+            segment: None,
         }
+    }
+
+    /// The context of one run of a checkpointed segment on its tape: the mode and the
+    /// random state of the context it was called from, its parameters bound to its inputs.
+    pub(crate) fn for_segment(
+        tape: &'t Tape<T>,
+        training: bool,
+        rng: StdRng,
+        bound: HashMap<u64, Var<'t, T>>,
+        scope: SegmentScope,
+    ) -> Self {
+        Ctx {
+            tape,
+            training,
+            track_params: true,
+            bound: RefCell::new(bound),
+            rng: RefCell::new(rng),
+            segment: Some(scope),
+        }
+    }
+
+    /// Whether this forward pass is a checkpointed segment run again in backward (see
+    /// [`crate::Checkpoint`]): a module with side effects (a counter, a log) skips them then,
+    /// since the first run had them. Buffers such as batch norm's running statistics need
+    /// nothing: the segment puts them back after a recomputation.
+    pub fn is_recomputing(&self) -> bool {
+        self.segment.is_some_and(|s| s.recomputing)
     }
 
     /// The tape.
@@ -296,10 +328,17 @@ impl<'t, T: Element> Ctx<'t, T> {
 
     /// `p` as a tracked leaf on the tape — bound once per step, sharing its buffer (as an
     /// untracked constant in an [`Ctx::inference`] context).
+    ///
+    /// # Panics
+    /// Inside a checkpointed segment, if `p` is not one of the segment's parameters (the
+    /// checkpointed module's `named_parameters` does not list it).
     #[track_caller]
     pub fn param(&self, p: &Param<T>) -> Var<'t, T> {
         if let Some(&i) = self.bound_index.borrow().get(&p.id()) {
             return self.bound.borrow()[i].1.clone();
+        }
+        if self.segment.is_some() {
+            panic!("{}", checkpoint::unlisted_param(p));
         }
         let v = if self.track_params {
             self.tape.var(p.value())

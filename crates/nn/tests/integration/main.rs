@@ -4,6 +4,7 @@
 
 mod analysis;
 mod blocks;
+mod checkpoint;
 mod conv;
 mod crosscheck;
 mod depth;
@@ -13,5 +14,6 @@ mod layers;
 mod manual;
 mod mlp;
 mod optim;
+mod pytorch;
 mod threads;
 mod training;
