@@ -290,13 +290,15 @@ impl<'t, T: Element> Ctx<'t, T> {
         tape: &'t Tape<T>,
         training: bool,
         rng: StdRng,
-        bound: HashMap<u64, Var<'t, T>>,
+        bound: Vec<(Param<T>, Var<'t, T>)>,
         scope: SegmentScope,
     ) -> Self {
+        let index = bound.iter().enumerate().map(|(i, (p, _))| (p.id(), i));
         Ctx {
             tape,
             training,
             track_params: true,
+            bound_index: RefCell::new(index.collect()),
             bound: RefCell::new(bound),
             rng: RefCell::new(rng),
             segment: Some(scope),
