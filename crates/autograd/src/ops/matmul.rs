@@ -263,9 +263,12 @@ fn linear<T: Element>(
     let len = numel(&shape); // rows · out_f, checked by `output_buffer`
     match b {
         Some(b) => {
-            // The bias in every row, then the product accumulated onto it.
-            for _ in 0..rows {
-                out.extend_from_slice(b.data());
+            // The bias in every row, then the product accumulated onto it (no row to
+            // fill when there is no output feature: `rows` may then be enormous).
+            if out_f > 0 {
+                for _ in 0..rows {
+                    out.extend_from_slice(b.data());
+                }
             }
             gemm(lhs, rhs, &mut out, true);
         }
