@@ -12,7 +12,11 @@
 //! - Layers: [`Linear`], activations, [`BatchNorm1d`], [`BatchNorm2d`], [`LayerNorm`],
 //!   [`Dropout`], [`Sequential`], [`Stack`]; losses in [`loss`], optimizers in [`optim`],
 //!   initialisation in [`init`], the tutorial's network builder in [`builder`], parameter
-//!   files (safetensors) in [`io`].
+//!   files in [`io`] (safetensors, PyTorch's `state_dict` names both ways), data sets and
+//!   seeded minibatches in [`data`].
+//! - Every module is `Send + Sync`, has a fallible [`Module::try_forward`] whose errors name
+//!   the caller's line (and, in a [`Sequential`] or [`Stack`], the failing layer), and
+//!   [`Module::predict`] for inference without a tape.
 //! - Activation checkpointing ([`checkpoint`]): [`Checkpoint`] runs a module as a segment
 //!   recomputed in backward, [`Segmented`] a [`Stack`] in segments of k blocks — O(√N)
 //!   memory for a deep network, for one more forward pass, with the same gradients.

@@ -15,7 +15,8 @@ pub struct Linear<T: Element = f32> {
 }
 
 impl<T: Element> Linear<T> {
-    /// PyTorch's default initialisation: W and b uniform in ±1/√in.
+    /// PyTorch's default initialisation (`nn.Linear(in, out, bias)`): W and b uniform in
+    /// ±1/√in ([`Init::PyTorchDefault`]).
     pub fn new(in_features: usize, out_features: usize, bias: bool, rng: &mut impl Rng) -> Self {
         Self::with_init(in_features, out_features, bias, Init::PyTorchDefault, rng)
     }
@@ -43,6 +44,12 @@ impl<T: Element> Linear<T> {
             weight: Param::new(weight),
             bias: bias.map(Param::new),
         }
+    }
+
+    /// The same layer without its bias.
+    pub fn without_bias(mut self) -> Self {
+        self.bias = None;
+        self
     }
 
     /// Input width.

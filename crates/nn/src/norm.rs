@@ -21,8 +21,9 @@ pub const DEFAULT_MOMENTUM: f64 = 0.1;
 /// `y = (x − μ) / √(σ² + ε) · γ + β`, per channel. In training (a context made with
 /// [`Ctx::train`]) μ and σ² are the batch's mean and biased variance, and the running
 /// statistics move towards them: `running = (1 − momentum)·running + momentum·batch`, with
-/// the batch variance made unbiased (× n/(n−1)) as in PyTorch. In evaluation the running
-/// statistics are used, so the output of one example does not depend on the others.
+/// the batch variance made unbiased (× n/(n−1)) as in PyTorch, and `num_batches_tracked`
+/// counts the step. In evaluation the running statistics are used, so the output of one
+/// example does not depend on the others.
 ///
 /// ```
 /// use nn::{BatchNorm1d, Ctx, Module};
@@ -46,6 +47,7 @@ pub struct BatchNorm<T: Element, const D: usize> {
     pub bias: Param<T>,
     running_mean: Buffer<T>,
     running_var: Buffer<T>,
+    num_batches_tracked: Buffer<T>,
     /// Added to the variance before the square root.
     pub eps: f64,
     /// How far the running statistics move towards each batch's.
@@ -66,6 +68,7 @@ impl<T: Element, const D: usize> BatchNorm<T, D> {
             bias: Param::new(Tensor::zeros(&[num_features])),
             running_mean: Buffer::new(Tensor::zeros(&[num_features])),
             running_var: Buffer::new(Tensor::ones(&[num_features])),
+            num_batches_tracked: Buffer::counter(0),
             eps: DEFAULT_EPS,
             momentum: DEFAULT_MOMENTUM,
         }
@@ -84,6 +87,12 @@ impl<T: Element, const D: usize> BatchNorm<T, D> {
     /// The running (unbiased) variance, `[C]`.
     pub fn running_var(&self) -> Tensor<T> {
         self.running_var.value()
+    }
+
+    /// How many training batches have updated the running statistics (PyTorch's
+    /// `num_batches_tracked`, saved and loaded with them).
+    pub fn num_batches_tracked(&self) -> i64 {
+        self.num_batches_tracked.count().unwrap_or(0)
     }
 
     /// Replaces the running statistics (both `[C]`).
@@ -147,6 +156,7 @@ impl<T: Element, const D: usize> BatchNorm<T, D> {
             .set(blend(&self.running_mean(), mean, T::one()));
         self.running_var
             .set(blend(&self.running_var(), biased_var, unbias));
+        self.num_batches_tracked.add_to_count(1);
     }
 
     #[track_caller]
@@ -222,6 +232,10 @@ impl<T: Element, const D: usize> Module<T> for BatchNorm<T, D> {
         vec![
             ("running_mean".to_string(), self.running_mean.clone()),
             ("running_var".to_string(), self.running_var.clone()),
+            (
+                "num_batches_tracked".to_string(),
+                self.num_batches_tracked.clone(),
+            ),
         ]
     }
 }

@@ -14,5 +14,6 @@ mod layers;
 mod manual;
 mod mlp;
 mod optim;
+mod pytorch;
 mod threads;
 mod training;
