@@ -24,8 +24,13 @@ fn main() {
     let wants = |part: &str| only.as_deref().is_none_or(|o| o == part);
     set_num_threads(1);
     if wants("memory") {
-        println!("Peak bytes of one training step (counting allocator, buffer cache off), f32, 1 thread");
-        memory_table("resmlp S, M, L (WORKLOADS.md)", &[ResMlp::S, ResMlp::M, ResMlp::L]);
+        println!(
+            "Peak bytes of one training step (counting allocator, buffer cache off), f32, 1 thread"
+        );
+        memory_table(
+            "resmlp S, M, L (WORKLOADS.md)",
+            &[ResMlp::S, ResMlp::M, ResMlp::L],
+        );
         memory_table(
             "resmlp-M's block (B = 64, D = 256) against depth",
             &DEPTHS.map(resmlp_m),

@@ -109,5 +109,8 @@ fn checkpointed(plain_dx: &Tensor<f32>) {
     println!("{}", tape.memory_report());
     let grads = loss.backward();
     assert_eq!(grads.wrt(&x).to_vec(), plain_dx.to_vec());
-    println!("‖∂L/∂x‖ = {:.4}, bit for bit the plain block's", grads.wrt(&x).norm());
+    println!(
+        "‖∂L/∂x‖ = {:.4}, bit for bit the plain block's",
+        grads.wrt(&x).norm()
+    );
 }
