@@ -113,6 +113,7 @@ pub fn manual_step(
     y: &Tensor<f32>,
     lr: f32,
 ) -> f32 {
+    // cell: manual_step
     let mut h = x.clone();
     for block in blocks.iter_mut() {
         h = block.forward(&h);
@@ -126,6 +127,7 @@ pub fn manual_step(
     for block in blocks.iter_mut() {
         block.sgd_step(lr);
     }
+    // end cell
     loss
 }
 
@@ -137,6 +139,7 @@ pub fn autograd_step(
     y: &Tensor<f32>,
     lr: f32,
 ) -> f32 {
+    // cell: autograd_step
     let (loss, grads) = {
         let tape = Tape::new();
         let cx = Ctx::train(&tape, 0);
@@ -156,6 +159,7 @@ pub fn autograd_step(
             }
         }
     }
+    // end cell
     loss
 }
 
