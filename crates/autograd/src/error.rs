@@ -194,6 +194,72 @@ pub enum Error {
         /// The caller's source line.
         at: Caller,
     },
+    /// An error inside one layer of a container module (`nn::Sequential`, `nn::Stack`): the
+    /// container, the failing layer's position and type, then the layer's own error, which
+    /// names the line that called the container.
+    #[error("{container} layer {index} ({layer}): {error}")]
+    InLayer {
+        /// The container's type, e.g. `"Sequential"`.
+        container: &'static str,
+        /// The failing layer's position in the container (0 = applied first).
+        index: usize,
+        /// The failing layer's type without module paths, e.g. `"Linear<f32>"`.
+        layer: String,
+        /// The layer's own error.
+        error: Box<Error>,
+    },
+}
+
+impl Error {
+    /// The error itself, or for [`Error::InLayer`] the innermost layer's own error: the
+    /// variant to match on to learn what went wrong.
+    ///
+    /// ```
+    /// use autograd::{Caller, Error};
+    /// let inner = Error::InvalidArgument { op: "op", reason: "bad".into(), at: Caller::here() };
+    /// let outer = Error::InLayer {
+    ///     container: "Sequential",
+    ///     index: 2,
+    ///     layer: "Linear<f32>".into(),
+    ///     error: Box::new(inner.clone()),
+    /// };
+    /// assert_eq!(outer.innermost(), &inner);
+    /// ```
+    pub fn innermost(&self) -> &Error {
+        match self {
+            Error::InLayer { error, .. } => error.innermost(),
+            e => e,
+        }
+    }
+
+    /// The same error, naming `at` as the line that made the failing call. A container
+    /// module calls its layers on the user's behalf and reports the line that called *it*;
+    /// for [`Error::InLayer`] the innermost error is changed. [`Error::Anomaly`] keeps the
+    /// line that recorded its node.
+    pub fn with_caller(mut self, at: Caller) -> Self {
+        if let Some(site) = self.call_site_mut() {
+            *site = at;
+        }
+        self
+    }
+
+    fn call_site_mut(&mut self) -> Option<&mut Caller> {
+        match self {
+            Error::Broadcast { at, .. }
+            | Error::MatMul { at, .. }
+            | Error::ShapeMismatch { at, .. }
+            | Error::Rank { at, .. }
+            | Error::DataLength { at, .. }
+            | Error::Reshape { at, .. }
+            | Error::Axis { at, .. }
+            | Error::Index { at, .. }
+            | Error::InvalidArgument { at, .. }
+            | Error::NonScalarBackward { at, .. }
+            | Error::ForeignTape { at, .. } => Some(at),
+            Error::Anomaly { .. } => None,
+            Error::InLayer { error, .. } => error.call_site_mut(),
+        }
+    }
 }
 
 /// Where anomaly mode found a NaN or an infinity (see [`crate::Tape::set_detect_anomaly`]).
@@ -236,5 +302,50 @@ pub(crate) fn or_panic<T>(r: Result<T>) -> T {
     match r {
         Ok(v) => v,
         Err(e) => panic!("{e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_caller_moves_the_innermost_call_site_only() {
+        let (inner_at, user_at) = (Caller::here(), Caller::here());
+        assert_ne!(inner_at, user_at);
+        let inner = Error::Axis {
+            op: "sum",
+            axis: 3,
+            shape: [2, 2].as_slice().into(),
+            at: inner_at,
+        };
+        let nested = Error::InLayer {
+            container: "Sequential",
+            index: 0,
+            layer: "Stack<dyn Module<f32>>".into(),
+            error: Box::new(Error::InLayer {
+                container: "Stack",
+                index: 1,
+                layer: "Linear<f32>".into(),
+                error: Box::new(inner),
+            }),
+        };
+        let moved = nested.with_caller(user_at);
+        let msg = moved.to_string();
+        assert!(
+            msg.starts_with("Sequential layer 0 (Stack<dyn Module<f32>>): Stack layer 1 (Linear<f32>): sum: axis 3"),
+            "{msg}"
+        );
+        assert!(msg.ends_with(&format!("(at {user_at})")), "{msg}");
+        assert!(matches!(moved.innermost(), Error::Axis { at, .. } if *at == user_at));
+        let anomaly = Error::Anomaly {
+            phase: AnomalyPhase::Forward,
+            node: 0,
+            op: "log",
+            input_shapes: vec![],
+            what: "produced 1 NaN".into(),
+            at: inner_at,
+        };
+        assert_eq!(anomaly.clone().with_caller(user_at), anomaly);
     }
 }

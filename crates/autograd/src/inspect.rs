@@ -7,6 +7,7 @@
 //! pass [`Gradients`] to show gradient norms after backward.
 
 use crate::element::Element;
+use crate::ops::Op;
 use crate::tape::{Gradients, Tape};
 use crate::tensor::Tensor;
 use std::collections::BTreeMap;
@@ -191,13 +192,38 @@ impl<T: Element> Tape<T> {
     /// assert_eq!(report.op("tanh").unwrap().bytes, 32);
     /// assert_eq!(report.region("act").unwrap().bytes, 32);
     /// ```
+    ///
+    /// A [checkpointed segment](Tape::checkpoint) is one `checkpoint` node that keeps its
+    /// inputs; [`MemoryReport::segments`] also gives what its own nodes would have kept:
+    ///
+    /// ```
+    /// use autograd::{Tape, Tensor};
+    /// let tape = Tape::<f32>::new();
+    /// let x = tape.var(Tensor::ones(&[8]));
+    /// let y = tape.checkpoint([&x], |[x]| x.tanh().exp()); // tanh and exp save 32 B each
+    /// let report = tape.memory_report();
+    /// assert_eq!(report.total_bytes, 32); // the segment's input
+    /// assert_eq!(report.segments[0].saved_bytes, 32);
+    /// assert_eq!(report.segments[0].avoided_bytes, 64);
+    /// # let _ = y;
+    /// ```
     pub fn memory_report(&self) -> MemoryReport {
         let nodes = self.nodes.borrow();
         let mut by_op: BTreeMap<&'static str, MemoryUse> = BTreeMap::new();
         let mut by_region: BTreeMap<u32, MemoryUse> = BTreeMap::new();
-        for node in nodes.iter() {
+        let mut segments = Vec::new();
+        for (i, node) in nodes.iter().enumerate() {
             let bytes = node.op.saved_bytes();
             let name = node.op.name();
+            if let Op::Checkpoint(segment) = &node.op {
+                segments.push(SegmentUse {
+                    node: i,
+                    region: self.region_names_of(node.region).map(|r| r.to_string()),
+                    nodes: segment.nodes,
+                    saved_bytes: bytes,
+                    avoided_bytes: segment.avoided_bytes,
+                });
+            }
             by_op
                 .entry(name)
                 .or_insert_with(|| MemoryUse::new(name))
@@ -220,6 +246,7 @@ impl<T: Element> Tape<T> {
             nodes: nodes.len(),
             by_op,
             by_region: by_region.into_values().collect(),
+            segments,
         }
     }
 
@@ -480,6 +507,26 @@ pub struct MemoryReport {
     /// region first under [`MemoryReport::OUTSIDE_REGIONS`], then in the order the regions
     /// were first entered. The entries sum to the total.
     pub by_region: Vec<MemoryUse>,
+    /// The [checkpointed segments](Tape::checkpoint), in tape order.
+    pub segments: Vec<SegmentUse>,
+}
+
+/// One checkpointed segment in a [`MemoryReport`]: what its node keeps, against what its
+/// own nodes would have kept had it not been checkpointed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentUse {
+    /// The segment's node on the tape.
+    pub node: usize,
+    /// The region it was recorded in (full name), if any.
+    pub region: Option<String>,
+    /// Nodes its forward pass recorded (on a scratch tape, freed once its output was known).
+    pub nodes: usize,
+    /// Bytes the segment's node keeps for backward: its inputs (part of the report's total).
+    pub saved_bytes: usize,
+    /// Bytes its nodes saved for backward in the forward pass and that the tape does not
+    /// keep (they are recomputed in backward). Segments nested inside count as the inputs
+    /// they keep.
+    pub avoided_bytes: usize,
 }
 
 impl MemoryReport {
@@ -494,6 +541,12 @@ impl MemoryReport {
     /// The entry of one region, by full name (its own nodes, not nested regions').
     pub fn region(&self, name: &str) -> Option<&MemoryUse> {
         self.by_region.iter().find(|u| u.name == name)
+    }
+
+    /// Bytes the checkpointed segments do not keep: the sum of their
+    /// [`SegmentUse::avoided_bytes`].
+    pub fn avoided_bytes(&self) -> usize {
+        self.segments.iter().map(|s| s.avoided_bytes).sum()
     }
 
     /// A region and every region nested in it, added up: `"stage2"` covers
@@ -537,6 +590,50 @@ impl fmt::Display for MemoryReport {
                 ]);
             }
             write_columns(f, &rows, |c| c > 0)?;
+        }
+        self.fmt_segments(f)
+    }
+}
+
+impl MemoryReport {
+    /// Segments shown one per line in the report; more are summed up on one line.
+    const SEGMENT_ROWS: usize = 8;
+
+    /// The checkpointed segments: a summary line, then one row per segment.
+    fn fmt_segments(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.segments.is_empty() {
+            return Ok(());
+        }
+        let kept: usize = self.segments.iter().map(|s| s.saved_bytes).sum();
+        writeln!(
+            f,
+            "checkpointed segments: {} keep {} of inputs; their {} nodes would have kept {} \
+             (recomputed in backward)",
+            self.segments.len(),
+            human_bytes(kept),
+            self.segments.iter().map(|s| s.nodes).sum::<usize>(),
+            human_bytes(self.avoided_bytes())
+        )?;
+        let mut rows = vec![vec![
+            "  segment".to_string(),
+            "region".into(),
+            "nodes".into(),
+            "keeps".into(),
+            "avoids".into(),
+        ]];
+        for s in self.segments.iter().take(Self::SEGMENT_ROWS) {
+            rows.push(vec![
+                format!("  %{}", s.node),
+                s.region.clone().unwrap_or_default(),
+                s.nodes.to_string(),
+                human_bytes(s.saved_bytes),
+                human_bytes(s.avoided_bytes),
+            ]);
+        }
+        write_columns(f, &rows, |c| c > 1)?;
+        let rest = self.segments.len().saturating_sub(Self::SEGMENT_ROWS);
+        if rest > 0 {
+            writeln!(f, "  … and {rest} more")?;
         }
         Ok(())
     }

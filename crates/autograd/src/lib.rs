@@ -51,7 +51,7 @@ mod tensor;
 pub use element::Element;
 pub use error::{AnomalyPhase, Caller, Error, Result};
 pub use gradcheck::{GradcheckOptions, GradcheckReport, Mismatch, gradcheck, gradgradcheck};
-pub use inspect::{MemoryReport, MemoryUse, Table, ValueSummary};
+pub use inspect::{MemoryReport, MemoryUse, SegmentUse, Table, ValueSummary};
 pub use kernels::{num_threads, set_num_threads};
 pub use rand;
 pub use shape::{Shape, broadcast_shapes, numel};

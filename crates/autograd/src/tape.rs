@@ -10,11 +10,15 @@
 //! The loop is [`Sweep::step`], one node at a time, shared by `backward`, recorded backward
 //! and the step-through iterator ([`BackwardSteps`]). The optional features of the sweep —
 //! gradient hooks, per-consumer contributions, anomaly checks — live in [`extras`]; when
-//! none is switched on they cost a few `bool`/`Option` checks per node.
+//! none is switched on they cost a few `bool`/`Option` checks per node. Checkpointed
+//! segments ([`Tape::checkpoint`]), one node that recomputes its part of the graph when the
+//! sweep reaches it, live in [`checkpoint`].
 
+mod checkpoint;
 mod extras;
 mod steps;
 
+pub(crate) use checkpoint::SegmentOp;
 pub use extras::{Contribution, HookHandle};
 pub use steps::{BackwardStep, BackwardSteps};
 
@@ -178,6 +182,9 @@ pub struct Tape<T: Element = f32> {
     region: Cell<u32>,
     /// Hooks, tracked contributions, anomaly mode, value summaries (all off by default).
     pub(crate) inspect: Inspection<T>,
+    /// For the scratch tape of a checkpointed segment, the ids of the tapes it runs inside,
+    /// outermost first (empty for a tape of your own).
+    enclosing: Vec<u64>,
 }
 
 static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(0);
@@ -217,6 +224,7 @@ impl<T: Element> Tape<T> {
             region_names: RefCell::new(Vec::new()),
             region: Cell::new(0),
             inspect: Inspection::default(),
+            enclosing: Vec::new(),
         }
     }
 
@@ -419,8 +427,14 @@ pub(crate) type Sends<V> = SmallVec<[(usize, V); 2]>;
 pub(crate) struct Sweep<'a, T: Element, L: Lift<T>> {
     tape: &'a Tape<T>,
     lift: L,
+    /// The adjoint of each node from `floor` up to the output, at index `node − floor`.
     adjoints: Vec<Option<L::V>>,
-    /// Nodes `0..unvisited` are still to visit, from the top down.
+    /// The sweep visits nodes `floor..` only (0 but for a checkpointed segment's sweep,
+    /// whose inputs lie below it); contributions sent below it are kept in `escaped`.
+    floor: usize,
+    /// Contributions sent to nodes below `floor`: (node, contribution), in sweep order.
+    escaped: Vec<(usize, L::V)>,
+    /// Nodes `floor..floor + unvisited` are still to visit, from the top down.
     unvisited: usize,
     /// Hooks, contributions, anomaly checks: each a `bool`/`Option` check when off.
     extras: SweepExtras<T>,
@@ -438,16 +452,30 @@ impl<'a, T: Element, L: Lift<T>> Sweep<'a, T, L> {
         seed: L::V,
         extras: SweepExtras<T>,
     ) -> Self {
+        Self::above(0, tape, lift, output, seed, extras)
+    }
+
+    /// A sweep from `output` that visits nodes `floor..=output` only (`output ≥ floor`).
+    fn above(
+        floor: usize,
+        tape: &'a Tape<T>,
+        lift: L,
+        output: Option<usize>,
+        seed: L::V,
+        extras: SweepExtras<T>,
+    ) -> Self {
         let mut adjoints: Vec<Option<L::V>> = buffer_pool::spare_vec();
-        adjoints.resize(output.map_or(0, |o| o + 1), None);
+        adjoints.resize(output.map_or(0, |o| o + 1 - floor), None);
         if let Some(o) = output {
-            adjoints[o] = Some(seed);
+            adjoints[o - floor] = Some(seed);
         }
         Sweep {
             tape,
             lift,
             unvisited: adjoints.len(),
             adjoints,
+            floor,
+            escaped: Vec::new(),
             extras,
             keep_intermediate: true,
         }
@@ -466,23 +494,28 @@ impl<'a, T: Element, L: Lift<T>> Sweep<'a, T, L> {
         &mut self,
         observe: impl FnOnce(usize, &L::V, &[(usize, L::V)]),
     ) -> Result<Option<usize>> {
-        let Some((i, g)) = next_with_adjoint(&mut self.adjoints, &mut self.unvisited) else {
+        let Some((local, g)) = next_with_adjoint(&mut self.adjoints, &mut self.unvisited) else {
             return Ok(None);
         };
+        let i = self.floor + local;
         let extras = self.extras.any();
         if extras {
             self.extras.at_node(self.tape, &self.lift, i, g)?;
         }
-        let sends = vjp(self.tape, &self.lift, i, g);
+        let sends = vjp(self.tape, &self.lift, i, g)?;
         if extras {
             self.extras.sent(self.tape, i, &sends)?;
         }
         observe(i, g, &sends);
         if !self.keep_intermediate && !matches!(self.tape.nodes.borrow()[i].op, Op::Leaf) {
-            self.adjoints[i] = None; // visited: no consumer will read it again
+            self.adjoints[local] = None; // visited: no consumer will read it again
         }
         for (id, contribution) in sends {
-            match &mut self.adjoints[id] {
+            let Some(local) = id.checked_sub(self.floor) else {
+                self.escaped.push((id, contribution));
+                continue;
+            };
+            match &mut self.adjoints[local] {
                 // The first contribution is stored as is: no zero-fill, no add.
                 slot @ None => *slot = Some(contribution),
                 Some(sum) => sum.accumulate(contribution),
@@ -493,23 +526,39 @@ impl<'a, T: Element, L: Lift<T>> Sweep<'a, T, L> {
 
     /// Runs every remaining step; the adjoint of every node.
     fn run(mut self) -> Result<(Adjoints<L::V>, SweepExtras<T>)> {
+        debug_assert_eq!(self.floor, 0, "a sweep above a floor ends with run_above");
         while self.step(|_, _, _| {})?.is_some() {}
         Ok((self.adjoints, self.extras))
+    }
+
+    /// Runs every remaining step of a sweep [above a floor](Sweep::above); the
+    /// contributions that left it, in the order they were made.
+    fn run_above(mut self) -> Result<Vec<(usize, L::V)>> {
+        while self.step(|_, _, _| {})?.is_some() {}
+        buffer_pool::keep_vec(std::mem::take(&mut self.adjoints));
+        Ok(self.escaped)
     }
 }
 
 /// Node `i`'s backward rule applied to its adjoint `g`: the contributions to its tracked
-/// inputs, as (input node, contribution).
-fn vjp<T: Element, L: Lift<T>>(tape: &Tape<T>, lift: &L, i: usize, g: &L::V) -> Sends<L::V> {
+/// inputs, as (input node, contribution). Only a checkpointed segment's rule can fail (its
+/// recomputation meets an anomaly or a hook error).
+fn vjp<T: Element, L: Lift<T>>(
+    tape: &Tape<T>,
+    lift: &L,
+    i: usize,
+    g: &L::V,
+) -> Result<Sends<L::V>> {
     lift.with_node(tape, i, |op, inputs| {
         let mut cx = Vjp {
+            tape,
             lift,
             id: i,
             inputs,
             sends: SmallVec::new(),
         };
-        op.vjp(g, &mut cx);
-        cx.sends
+        op.vjp(g, &mut cx)?;
+        Ok(cx.sends)
     })
 }
 
@@ -539,6 +588,11 @@ pub(crate) trait Lift<T: Element> {
         i: usize,
         f: impl FnOnce(&Op<T>, &[Option<usize>]) -> R,
     ) -> R;
+    /// The backward rule of a checkpointed segment: recompute it, differentiate it, send
+    /// its inputs their contributions (see [`checkpoint`]).
+    fn segment_vjp(segment: &SegmentOp<T>, g: &Self::V, cx: &mut Vjp<'_, T, Self>) -> Result<()>
+    where
+        Self: Sized;
 }
 
 /// First-order backward: saved tensors are used as they are.
@@ -557,6 +611,9 @@ impl<T: Element> Lift<T> for Plain {
     ) -> R {
         let nodes = tape.nodes.borrow();
         f(&nodes[i].op, nodes.inputs(i))
+    }
+    fn segment_vjp(segment: &SegmentOp<T>, g: &Tensor<T>, cx: &mut Vjp<'_, T, Self>) -> Result<()> {
+        checkpoint::recompute_plain(segment, g, cx)
     }
 }
 
@@ -585,11 +642,20 @@ impl<'t, T: Element> Lift<T> for Recorded<'t, T> {
         };
         f(&op, &inputs)
     }
+    fn segment_vjp(
+        segment: &SegmentOp<T>,
+        g: &Var<'t, T>,
+        cx: &mut Vjp<'_, T, Self>,
+    ) -> Result<()> {
+        checkpoint::recompute_recorded(segment, g, cx)
+    }
 }
 
 /// What a backward rule sees of its node: the saved tensors lifted to the sweep's value
 /// type, which inputs need a gradient, and where to send the contributions.
 pub(crate) struct Vjp<'a, T: Element, L: Lift<T>> {
+    /// The tape being swept.
+    tape: &'a Tape<T>,
     lift: &'a L,
     id: usize,
     inputs: &'a [Option<usize>],
@@ -615,6 +681,12 @@ impl<T: Element, L: Lift<T>> Vjp<'_, T, L> {
         if let Some(Some(id)) = self.inputs.get(k) {
             self.sends.push((*id, contribution));
         }
+    }
+    /// Sends node `id` (one of the tracked inputs) a contribution: a segment's inputs
+    /// receive one per consumer inside it, in the order the sweep inside made them.
+    fn send_to(&mut self, id: usize, contribution: L::V) {
+        debug_assert!(self.inputs.contains(&Some(id)));
+        self.sends.push((id, contribution));
     }
 }
 
@@ -673,13 +745,15 @@ impl<'t, T: Element> Var<'t, T> {
     /// Checks that every operand lives on this `Var`'s tape.
     #[track_caller]
     pub(crate) fn same_tape(&self, op: &'static str, others: &[&Var<'_, T>]) -> Result<()> {
-        if others.iter().all(|o| std::ptr::eq(self.tape, o.tape)) {
-            Ok(())
-        } else {
-            Err(Error::ForeignTape {
+        match others.iter().find(|o| !std::ptr::eq(self.tape, o.tape)) {
+            None => Ok(()),
+            Some(o) if self.tape.encloses(o.tape) || o.tape.encloses(self.tape) => {
+                Err(checkpoint::outside_value(op, Caller::here()))
+            }
+            Some(_) => Err(Error::ForeignTape {
                 op,
                 at: Caller::here(),
-            })
+            }),
         }
     }
 

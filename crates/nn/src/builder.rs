@@ -38,13 +38,14 @@ use crate::activation::Activation;
 use crate::buffer::Buffer;
 use crate::init::Init;
 use crate::linear::Linear;
-use crate::module::{Ctx, Module, prefixed};
+use crate::module::{Ctx, Module, at_caller, or_panic, prefixed};
 use crate::norm::{NormLayer, Normalization};
 use crate::param::Param;
 use crate::residual::ResidualUnit;
 use crate::residual_variants::Residual;
+use crate::residual_variants::maybe_norm;
 use autograd::rand::Rng;
-use autograd::{Element, Tensor, Var};
+use autograd::{Element, Result, Tensor, Var};
 
 /// Whether the hidden units have skip connections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -207,13 +208,20 @@ pub struct PlainLayer<T: Element = f32> {
 }
 
 impl<T: Element> Module<T> for PlainLayer<T> {
+    /// # Panics
+    /// Where [`Module::try_forward`] returns an error, with its message.
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        let out = self.linear.forward(cx, x);
-        let out = match &self.norm {
-            Some(n) => n.forward(cx, &out),
-            None => out,
-        };
-        self.activation.apply(&out)
+        or_panic(self.try_forward(cx, x))
+    }
+
+    #[track_caller]
+    fn try_forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        at_caller(|| {
+            let out = self.linear.try_forward(cx, x)?;
+            let out = maybe_norm(&self.norm, cx, &out)?;
+            Ok(self.activation.apply(&out))
+        })
     }
 
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
@@ -246,22 +254,21 @@ pub struct Branch<T: Element = f32> {
     pub norm2: Option<NormLayer<T>>,
 }
 
-fn maybe_norm<'t, T: Element>(
-    norm: &Option<NormLayer<T>>,
-    cx: &Ctx<'t, T>,
-    x: Var<'t, T>,
-) -> Var<'t, T> {
-    match norm {
-        Some(n) => n.forward(cx, &x),
-        None => x,
-    }
-}
-
 impl<T: Element> Module<T> for Branch<T> {
+    /// # Panics
+    /// Where [`Module::try_forward`] returns an error, with its message.
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        let out = maybe_norm(&self.norm1, cx, self.linear1.forward(cx, x));
-        let out = self.activation.apply(&out);
-        maybe_norm(&self.norm2, cx, self.linear2.forward(cx, &out))
+        or_panic(self.try_forward(cx, x))
+    }
+
+    #[track_caller]
+    fn try_forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        at_caller(|| {
+            let out = maybe_norm(&self.norm1, cx, &self.linear1.try_forward(cx, x)?)?;
+            let out = self.activation.apply(&out);
+            maybe_norm(&self.norm2, cx, &self.linear2.try_forward(cx, &out)?)
+        })
     }
 
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
@@ -316,10 +323,18 @@ impl<T: Element> HiddenUnit<T> {
 }
 
 impl<T: Element> Module<T> for HiddenUnit<T> {
+    /// # Panics
+    /// Where [`Module::try_forward`] returns an error, with its message.
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
+        or_panic(self.try_forward(cx, x))
+    }
+
+    #[track_caller]
+    fn try_forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
         match self {
-            HiddenUnit::Plain(l) => l.forward(cx, x),
-            HiddenUnit::Residual(r) => r.forward(cx, x),
+            HiddenUnit::Plain(l) => l.try_forward(cx, x),
+            HiddenUnit::Residual(r) => r.try_forward(cx, x),
         }
     }
 
@@ -405,8 +420,23 @@ impl<T: Element> Mlp<T> {
 }
 
 impl<T: Element> Module<T> for Mlp<T> {
+    /// # Panics
+    /// Where [`Module::try_forward`] returns an error, with its message.
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        self.forward_with_lesions(cx, x, &[])
+        or_panic(self.try_forward(cx, x))
+    }
+
+    /// The network; an error (naming the caller's line) if `x` is not `[N, in_dim]`.
+    #[track_caller]
+    fn try_forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        at_caller(|| {
+            let mut h = self.input.try_forward(cx, x)?;
+            for unit in &self.hidden {
+                h = unit.try_forward(cx, &h)?;
+            }
+            self.output.try_forward(cx, &h)
+        })
     }
 
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {

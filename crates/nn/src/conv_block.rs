@@ -17,12 +17,12 @@
 use crate::activation::{Activation, Relu};
 use crate::buffer::Buffer;
 use crate::conv::Conv2d;
-use crate::module::{Ctx, Module, prefixed};
+use crate::module::{Ctx, Module, at_caller, or_panic, prefixed};
 use crate::norm::BatchNorm2d;
 use crate::param::Param;
 use crate::residual::ResidualUnit;
 use autograd::rand::Rng;
-use autograd::{Element, Var};
+use autograd::{Element, Result, Var};
 
 /// A projection shortcut for images: a 1×1 convolution with stride (no bias), then an
 /// optional normalisation. Maps `[N, in, H, W]` to `[N, out, H/s, W/s]` so that it can be
@@ -51,12 +51,23 @@ impl<T: Element, N: Module<T>> ConvProjection<T, N> {
 }
 
 impl<T: Element, N: Module<T>> Module<T> for ConvProjection<T, N> {
+    /// # Panics
+    /// Where [`Module::try_forward`] returns an error, with its message.
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        let out = self.conv.forward(cx, x);
-        match &self.norm {
-            Some(norm) => norm.forward(cx, &out),
-            None => out,
-        }
+        or_panic(self.try_forward(cx, x))
+    }
+
+    /// `norm(conv(x))`; an error (naming the caller's line) if `x` does not fit.
+    #[track_caller]
+    fn try_forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        at_caller(|| {
+            let out = self.conv.try_forward(cx, x)?;
+            match &self.norm {
+                Some(norm) => norm.try_forward(cx, &out),
+                None => Ok(out),
+            }
+        })
     }
 
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
@@ -160,14 +171,45 @@ impl<T: Element, N: Module<T>> BasicConvBlock<T, N> {
     }
 }
 
+impl<T: Element, N: Module<T>> BasicConvBlock<T, N> {
+    /// The branch conv3×3 → norm → ReLU → conv3×3 → norm.
+    fn try_branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        let out = self.conv1.try_forward(cx, x)?;
+        let out = self.norm1.try_forward(cx, &out)?;
+        let out = self.relu1.forward(cx, &out);
+        let out = self.conv2.try_forward(cx, &out)?;
+        self.norm2.try_forward(cx, &out)
+    }
+
+    /// The shortcut: `x`, or its projection.
+    fn try_shortcut<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        match &self.projection {
+            Some(p) => p.try_forward(cx, x),
+            None => Ok(x.clone()),
+        }
+    }
+}
+
 impl<T: Element, N: Module<T>> Module<T> for BasicConvBlock<T, N> {
+    /// # Panics
+    /// Where [`Module::try_forward`] returns an error, with its message.
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        // The residual branch F(x) …
-        let out = self.branch(cx, x);
-        // … plus the shortcut (x itself, or its projection) …
-        let out = &out + &self.shortcut(cx, x);
-        // … and the activation after the addition.
-        self.relu2.forward(cx, &out)
+        or_panic(self.try_forward(cx, x))
+    }
+
+    /// The block; an error (naming the caller's line) if `x` is not `[N, in, H, W]` with
+    /// this block's `in` channels.
+    #[track_caller]
+    fn try_forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        at_caller(|| {
+            // The residual branch F(x) …
+            let out = self.try_branch(cx, x)?;
+            // … plus the shortcut (x itself, or its projection) …
+            let out = out.try_add(&self.try_shortcut(cx, x)?)?;
+            // … and the activation after the addition.
+            Ok(self.relu2.forward(cx, &out))
+        })
     }
 
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
@@ -193,18 +235,11 @@ impl<T: Element, N: Module<T>> Module<T> for BasicConvBlock<T, N> {
 
 impl<T: Element, N: Module<T>> ResidualUnit<T> for BasicConvBlock<T, N> {
     fn branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        let out = self.conv1.forward(cx, x);
-        let out = self.norm1.forward(cx, &out);
-        let out = self.relu1.forward(cx, &out);
-        let out = self.conv2.forward(cx, &out);
-        self.norm2.forward(cx, &out)
+        or_panic(self.try_branch(cx, x))
     }
 
     fn shortcut<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        match &self.projection {
-            Some(p) => p.forward(cx, x),
-            None => x.clone(),
-        }
+        or_panic(self.try_shortcut(cx, x))
     }
 
     fn post_activation(&self) -> Option<Activation> {

@@ -1,4 +1,16 @@
 //! Weight initialisation: Xavier/Glorot and Kaiming/He, uniform and normal.
+//!
+//! How each layer starts, and where that differs from PyTorch:
+//!
+//! | constructor | weight | bias | PyTorch |
+//! |---|---|---|---|
+//! | [`Linear::new`](crate::Linear::new)`(in, out, bias, rng)` | U(±1/√in) | U(±1/√in) if `bias` | `nn.Linear(in, out, bias)`: the same |
+//! | [`Conv2d::new`](crate::Conv2d::new)`(in, out, kernel, bias, rng)` | U(±1/√fan_in), fan_in = in·kh·kw | U(±1/√fan_in) if `bias` | `nn.Conv2d(in, out, kernel, bias=bias)`: the same |
+//! | `Linear::with_init`, `Conv2d::with_init` (`…, bias, init, rng`) | `init` | zeros, or U(±1/√fan_in) for [`Init::PyTorchDefault`] | re-initialising the weight leaves PyTorch's bias at U(±1/√fan_in); ours starts at zero |
+//! | [`Conv2d::conv3x3`](crate::Conv2d::conv3x3), [`Conv2d::conv1x1`](crate::Conv2d::conv1x1) | [`Init::resnet`]: N(0, 2/fan_out) | none | torchvision's ResNet: the same |
+//! | [`BatchNorm1d`](crate::BatchNorm1d), [`BatchNorm2d`](crate::BatchNorm2d), [`LayerNorm`](crate::LayerNorm) | γ = 1 | β = 0 | the same (running mean 0, variance 1) |
+//! | [`ResidualBlock`](crate::ResidualBlock), [`ProjectionBlock`](crate::ProjectionBlock), [`PreActBlock`](crate::PreActBlock) `(…, init, rng)` | `init` (every `Linear`) | as `Linear::with_init`; the projection has none | no PyTorch counterpart: the tutorial compares initialisations, so the blocks take one |
+//! | [`BasicConvBlock`](crate::BasicConvBlock), [`ConvProjection`](crate::ConvProjection) | [`Init::resnet`] | none (a norm follows) | torchvision's `BasicBlock` in a ResNet: the same |
 
 use autograd::rand::Rng;
 use autograd::{Element, Tensor};
@@ -26,7 +38,9 @@ pub fn gain(activation: &str) -> f64 {
 /// How a layer's weight (and bias) start.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Init {
-    /// PyTorch's `nn.Linear` default: W and b uniform in ±1/√fan_in.
+    /// PyTorch's default for `nn.Linear` and `nn.Conv2d`: W and b uniform in ±1/√fan_in.
+    /// PyTorch states the weight's as `kaiming_uniform_(a=√5)`, whose bound
+    /// gain·√(3/fan_in) with gain = √(2/(1 + 5)) is the same 1/√fan_in.
     PyTorchDefault,
     /// Glorot & Bengio 2010: uniform in ±gain·√(6/(fan_in+fan_out)).
     XavierUniform {
@@ -67,6 +81,15 @@ impl Init {
         Init::KaimingNormal {
             gain: 2f64.sqrt(),
             fan: Fan::In,
+        }
+    }
+
+    /// The initialisation torchvision's ResNet gives its convolutions: Kaiming normal for
+    /// ReLU over the fan-out, `kaiming_normal_(mode="fan_out", nonlinearity="relu")`.
+    pub fn resnet() -> Self {
+        Init::KaimingNormal {
+            gain: 2f64.sqrt(),
+            fan: Fan::Out,
         }
     }
 
@@ -145,5 +168,16 @@ mod tests {
             vec![0.0; 4]
         );
         assert!((gain("relu") - 2f64.sqrt()).abs() < 1e-15);
+    }
+
+    #[test]
+    fn linear_starts_as_pytorchs_and_drops_its_bias_on_request() {
+        let layer = crate::Linear::<f64>::new(50, 400, true, &mut seeded_rng(1));
+        let bound = 1.0 / 50f64.sqrt();
+        let (w, b) = (layer.weight.value(), layer.bias.as_ref().unwrap().value());
+        assert!(w.data().iter().chain(b.data()).all(|v| v.abs() <= bound));
+        assert!((std_of(&w) / (bound / 3f64.sqrt()) - 1.0).abs() < 0.03);
+        assert!((std_of(&b) / (bound / 3f64.sqrt()) - 1.0).abs() < 0.15);
+        assert!(layer.without_bias().bias.is_none());
     }
 }

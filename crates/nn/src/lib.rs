@@ -12,7 +12,14 @@
 //! - Layers: [`Linear`], activations, [`BatchNorm1d`], [`BatchNorm2d`], [`LayerNorm`],
 //!   [`Dropout`], [`Sequential`], [`Stack`]; losses in [`loss`], optimizers in [`optim`],
 //!   initialisation in [`init`], the tutorial's network builder in [`builder`], parameter
-//!   files (safetensors) in [`io`].
+//!   files in [`io`] (safetensors, PyTorch's `state_dict` names both ways), data sets and
+//!   seeded minibatches in [`data`].
+//! - Every module is `Send + Sync`, has a fallible [`Module::try_forward`] whose errors name
+//!   the caller's line (and, in a [`Sequential`] or [`Stack`], the failing layer), and
+//!   [`Module::predict`] for inference without a tape.
+//! - Activation checkpointing ([`checkpoint`]): [`Checkpoint`] runs a module as a segment
+//!   recomputed in backward, [`Segmented`] a [`Stack`] in segments of k blocks — O(√N)
+//!   memory for a deep network, for one more forward pass, with the same gradients.
 //! - Images: [`Conv2d`], [`MaxPool2d`], [`AvgPool2d`], [`GlobalAvgPool`], [`Flatten`], and
 //!   the ResNet [`BasicConvBlock`] (identity or [`ConvProjection`] shortcut).
 //! - [`manual`]: the same layers with hand-written `backward`, using plain tensor kernels
@@ -29,6 +36,7 @@ pub mod activation;
 pub mod analysis;
 pub mod buffer;
 pub mod builder;
+pub mod checkpoint;
 pub mod conv;
 pub mod conv_block;
 pub mod crosscheck;
@@ -53,6 +61,7 @@ pub use activation::{Activation, Gelu, LeakyRelu, Relu, Sigmoid, Tanh};
 pub use autograd;
 pub use buffer::Buffer;
 pub use builder::{Architecture, HiddenUnit, Mlp, MlpConfig};
+pub use checkpoint::{Checkpoint, Segmented};
 pub use conv::Conv2d;
 pub use conv_block::{BasicConvBlock, ConvProjection};
 pub use dropout::{Dropout, StochasticDepth};

@@ -4,6 +4,7 @@
 //! Each has a `try_*` form returning [`Result`] and a panicking form with the same message.
 //! Both classification losses start from logits and stay finite for logits of any size.
 
+use crate::module::or_panic;
 use autograd::{Caller, Element, Error, Result, Tensor, Var};
 
 #[track_caller]
@@ -115,28 +116,116 @@ pub fn binary_cross_entropy_with_logits<'t, T: Element>(
     try_binary_cross_entropy_with_logits(logits, targets).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// The fraction of rows of `logits` `[N, C]` whose largest entry is at the target class (0
-/// for an empty batch or a shape that does not fit `targets`).
-pub fn accuracy<T: Element>(logits: &Tensor<T>, targets: &[usize]) -> f64 {
-    let &[n, c] = logits.shape() else {
-        return 0.0;
+/// The class each row of `logits` predicts: for `[N, C]` logits with `C ≥ 2` the position
+/// of the row's largest entry (the first one on ties, a NaN counting as largest, as
+/// `torch.argmax`); for `[N, 1]` logits of a binary classifier (trained with
+/// [`binary_cross_entropy_with_logits`]) class 1 where the logit is above 0 — σ(x) > ½ —
+/// and class 0 otherwise (NaN included).
+///
+/// ```
+/// use autograd::Tensor;
+/// let multi = Tensor::from_vec(vec![0.1, 0.9, 0.8, 0.2], &[2, 2]).unwrap();
+/// assert_eq!(nn::loss::predict_classes(&multi), vec![1, 0]);
+/// let binary = Tensor::from_vec(vec![2.5, -0.3, 0.0], &[3, 1]).unwrap();
+/// assert_eq!(nn::loss::predict_classes(&binary), vec![1, 0, 0]);
+/// ```
+#[track_caller]
+pub fn try_predict_classes<T: Element>(logits: &Tensor<T>) -> Result<Vec<usize>> {
+    let &[_, c] = logits.shape() else {
+        return Err(Error::Rank {
+            op: "predict_classes",
+            expected: "rank 2 [N, C] logits ([N, 1] for a binary classifier)",
+            got: logits.shape().into(),
+            at: Caller::here(),
+        });
     };
-    if n == 0 || c == 0 || targets.len() != n {
-        return 0.0;
+    if c == 0 {
+        return Err(Error::InvalidArgument {
+            op: "predict_classes",
+            reason: format!("logits of shape {:?} have no class", logits.shape()),
+            at: Caller::here(),
+        });
     }
-    let correct = logits
-        .data()
-        .chunks(c)
+    let rows = logits.data().chunks_exact(c);
+    Ok(if c == 1 {
+        rows.map(|row| usize::from(row[0] > T::zero())).collect()
+    } else {
+        rows.map(argmax).collect()
+    })
+}
+
+/// [`try_predict_classes`]; panics with its error.
+#[track_caller]
+pub fn predict_classes<T: Element>(logits: &Tensor<T>) -> Vec<usize> {
+    or_panic(try_predict_classes(logits))
+}
+
+/// The position of the largest entry, the first on ties; a NaN counts as the largest.
+fn argmax<T: Element>(row: &[T]) -> usize {
+    let mut best = 0;
+    for (j, &v) in row.iter().enumerate().skip(1) {
+        let current = row[best];
+        if !current.is_nan() && (v.is_nan() || v > current) {
+            best = j;
+        }
+    }
+    best
+}
+
+/// The fraction of rows whose predicted class ([`predict_classes`]: the arg-max of
+/// `[N, C]` logits, or logit > 0 for `[N, 1]`) equals the target. Errors: logits not of
+/// rank 2, a target count other than `N`, a target outside the classes (≥ C, or ≥ 2 for
+/// `[N, 1]`), an empty batch.
+///
+/// ```
+/// use autograd::Tensor;
+/// // A perfect binary classifier: one logit per row, positive for class 1.
+/// let logits = Tensor::from_vec(vec![3.0, -2.0, 0.5, -0.1], &[4, 1]).unwrap();
+/// assert_eq!(nn::loss::accuracy(&logits, &[1, 0, 1, 0]), 1.0);
+/// assert!(nn::loss::try_accuracy(&logits, &[1, 0]).is_err());
+/// ```
+#[track_caller]
+pub fn try_accuracy<T: Element>(logits: &Tensor<T>, targets: &[usize]) -> Result<f64> {
+    let predicted = try_predict_classes(logits)?;
+    if targets.len() != predicted.len() {
+        return Err(Error::ShapeMismatch {
+            op: "accuracy (one target per row of logits)",
+            expected: [predicted.len()].as_slice().into(),
+            got: [targets.len()].as_slice().into(),
+            at: Caller::here(),
+        });
+    }
+    if predicted.is_empty() {
+        return Err(Error::InvalidArgument {
+            op: "accuracy",
+            reason: format!(
+                "the accuracy of an empty batch (logits {:?}) is undefined",
+                logits.shape()
+            ),
+            at: Caller::here(),
+        });
+    }
+    let classes = logits.shape()[1].max(2);
+    if let Some(&bad) = targets.iter().find(|&&t| t >= classes) {
+        return Err(Error::Index {
+            op: "accuracy (class index)",
+            index: bad,
+            len: classes,
+            at: Caller::here(),
+        });
+    }
+    let correct = predicted
+        .iter()
         .zip(targets)
-        .filter(|&(row, &t)| {
-            let best = row
-                .iter()
-                .enumerate()
-                .fold(0, |b, (j, &v)| if v > row[b] { j } else { b });
-            best == t
-        })
+        .filter(|(p, t)| p == t)
         .count();
-    correct as f64 / n as f64
+    Ok(correct as f64 / targets.len() as f64)
+}
+
+/// [`try_accuracy`]; panics with its error.
+#[track_caller]
+pub fn accuracy<T: Element>(logits: &Tensor<T>, targets: &[usize]) -> f64 {
+    or_panic(try_accuracy(logits, targets))
 }
 
 #[cfg(test)]
@@ -253,9 +342,59 @@ mod tests {
     }
 
     #[test]
-    fn accuracy_counts_argmax_hits() {
+    fn accuracy_counts_argmax_hits_and_binary_logits() {
         let logits = Tensor::from_vec(vec![0.1, 0.9, 0.8, 0.2, 0.3, 0.7], &[3, 2]).unwrap();
         assert_eq!(accuracy(&logits, &[1, 0, 0]), 2.0 / 3.0);
-        assert_eq!(accuracy(&logits, &[1]), 0.0);
+        // Binary [N, 1]: class 1 where the logit is positive; a perfect classifier scores 1.
+        let binary = Tensor::from_vec(vec![4.0f32, -1.0, 0.0, 1e-3], &[4, 1]).unwrap();
+        assert_eq!(predict_classes(&binary), vec![1, 0, 0, 1]);
+        assert_eq!(accuracy(&binary, &[1, 0, 0, 1]), 1.0);
+        assert_eq!(accuracy(&binary, &[0, 0, 0, 1]), 0.75);
+        // Ties go to the first class, NaN counts as the largest (torch.argmax).
+        let ties = Tensor::from_vec(vec![1.0, 1.0, 0.0, 0.0, f64::NAN, 2.0], &[2, 3]).unwrap();
+        assert_eq!(predict_classes(&ties), vec![0, 1]);
+    }
+
+    #[test]
+    fn accuracy_refuses_what_it_cannot_score() {
+        let logits = Tensor::from_vec(vec![0.1, 0.9, 0.8, 0.2, 0.3, 0.7], &[3, 2]).unwrap();
+        let (e, line) = (try_accuracy(&logits, &[1]).unwrap_err(), line!());
+        assert!(matches!(e, Error::ShapeMismatch { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains("one target per row") && msg.contains("[3]") && msg.contains("[1]"));
+        assert!(msg.contains(&format!("loss.rs:{line}:")), "{msg}");
+        let e = try_accuracy(&logits, &[1, 0, 2]).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Index {
+                    index: 2,
+                    len: 2,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let binary = Tensor::<f64>::zeros(&[2, 1]);
+        assert!(matches!(
+            try_accuracy(&binary, &[0, 2]),
+            Err(Error::Index {
+                index: 2,
+                len: 2,
+                ..
+            })
+        ));
+        assert!(matches!(
+            try_accuracy(&Tensor::<f64>::zeros(&[0, 2]), &[]),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert!(matches!(
+            try_predict_classes(&Tensor::<f64>::zeros(&[3])),
+            Err(Error::Rank { .. })
+        ));
+        assert!(try_predict_classes(&Tensor::<f64>::zeros(&[3, 0])).is_err());
+        let panic = std::panic::catch_unwind(|| accuracy(&binary, &[1])).unwrap_err();
+        let msg = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(msg.contains("accuracy"), "{msg}");
     }
 }

@@ -406,9 +406,13 @@ impl<T: Element> MSELoss<T> {
             });
         }
         let diff = pred - target;
-        let sum_sq: T = diff.data().iter().map(|&d| d * d).sum();
+        // The tape's mean, kernel for kernel: the squares summed over every axis (pairwise
+        // summation), then divided by n. A loop of `+=` here drifts from the tape by 4e-5
+        // in f32 at 262,144 elements.
+        let every_axis: Vec<usize> = (0..diff.rank()).collect();
+        let sum_sq = (&diff * &diff).try_sum_axes(&every_axis, false)?.item();
         self.diff = Some(diff);
-        Ok(sum_sq / T::of(pred.numel().max(1) as f64))
+        Ok(sum_sq / T::of(pred.numel() as f64))
     }
 
     /// `∂L/∂pred = 2(pred − target)/n` for the last forward.

@@ -5,7 +5,7 @@
 //! comes from the tape and is checked against finite differences in the tests.
 
 use crate::buffer::Buffer;
-use crate::module::{Ctx, Module};
+use crate::module::{Ctx, Module, or_panic};
 use crate::param::Param;
 use autograd::{Caller, Element, Error, Result, Tensor, Var};
 
@@ -21,8 +21,9 @@ pub const DEFAULT_MOMENTUM: f64 = 0.1;
 /// `y = (x − μ) / √(σ² + ε) · γ + β`, per channel. In training (a context made with
 /// [`Ctx::train`]) μ and σ² are the batch's mean and biased variance, and the running
 /// statistics move towards them: `running = (1 − momentum)·running + momentum·batch`, with
-/// the batch variance made unbiased (× n/(n−1)) as in PyTorch. In evaluation the running
-/// statistics are used, so the output of one example does not depend on the others.
+/// the batch variance made unbiased (× n/(n−1)) as in PyTorch, and `num_batches_tracked`
+/// counts the step. In evaluation the running statistics are used, so the output of one
+/// example does not depend on the others.
 ///
 /// ```
 /// use nn::{BatchNorm1d, Ctx, Module};
@@ -46,6 +47,7 @@ pub struct BatchNorm<T: Element, const D: usize> {
     pub bias: Param<T>,
     running_mean: Buffer<T>,
     running_var: Buffer<T>,
+    num_batches_tracked: Buffer<T>,
     /// Added to the variance before the square root.
     pub eps: f64,
     /// How far the running statistics move towards each batch's.
@@ -66,6 +68,7 @@ impl<T: Element, const D: usize> BatchNorm<T, D> {
             bias: Param::new(Tensor::zeros(&[num_features])),
             running_mean: Buffer::new(Tensor::zeros(&[num_features])),
             running_var: Buffer::new(Tensor::ones(&[num_features])),
+            num_batches_tracked: Buffer::counter(0),
             eps: DEFAULT_EPS,
             momentum: DEFAULT_MOMENTUM,
         }
@@ -86,6 +89,12 @@ impl<T: Element, const D: usize> BatchNorm<T, D> {
         self.running_var.value()
     }
 
+    /// How many training batches have updated the running statistics (PyTorch's
+    /// `num_batches_tracked`, saved and loaded with them).
+    pub fn num_batches_tracked(&self) -> i64 {
+        self.num_batches_tracked.count().unwrap_or(0)
+    }
+
     /// Replaces the running statistics (both `[C]`).
     ///
     /// # Panics
@@ -103,28 +112,6 @@ impl<T: Element, const D: usize> BatchNorm<T, D> {
         }
         self.running_mean.set(mean);
         self.running_var.set(var);
-    }
-
-    /// The forward pass, or an error if `x` is not `[N, C, …]` with `D` spatial axes and
-    /// this layer's `C`, or (in training) if a channel has a single value.
-    #[track_caller]
-    pub fn try_forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
-        self.check_input(x.shape())?;
-        let c = self.num_features();
-        // Statistics have shape [1, C, 1, …] so that they broadcast against x.
-        let mut stat_shape = vec![1; x.shape().len()];
-        stat_shape[1] = c;
-        let (centered, inv_std) = if cx.is_training() {
-            self.batch_statistics(x)?
-        } else {
-            let mean = cx.input(self.running_mean().reshape(&stat_shape));
-            let var = self.running_var().reshape(&stat_shape);
-            let inv_std = var.map(|v| (v + T::of(self.eps)).sqrt().recip());
-            (x - &mean, cx.input(inv_std))
-        };
-        let gamma = cx.param(&self.weight).reshape(&stat_shape);
-        let beta = cx.param(&self.bias).reshape(&stat_shape);
-        Ok(&(&(&centered * &inv_std) * &gamma) + &beta)
     }
 
     /// Training mode: normalise with the batch's statistics (recorded, so the gradient
@@ -169,6 +156,7 @@ impl<T: Element, const D: usize> BatchNorm<T, D> {
             .set(blend(&self.running_mean(), mean, T::one()));
         self.running_var
             .set(blend(&self.running_var(), biased_var, unbias));
+        self.num_batches_tracked.add_to_count(1);
     }
 
     #[track_caller]
@@ -205,10 +193,32 @@ impl<T: Element, const D: usize> BatchNorm<T, D> {
 
 impl<T: Element, const D: usize> Module<T> for BatchNorm<T, D> {
     /// # Panics
-    /// Where [`BatchNorm::try_forward`] returns an error, with the same message.
+    /// Where [`Module::try_forward`] returns an error, with the same message.
     #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        self.try_forward(cx, x).unwrap_or_else(|e| panic!("{e}"))
+        or_panic(self.try_forward(cx, x))
+    }
+
+    /// The forward pass, or an error if `x` is not `[N, C, …]` with `D` spatial axes and
+    /// this layer's `C`, or (in training) if a channel has a single value.
+    #[track_caller]
+    fn try_forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        self.check_input(x.shape())?;
+        let c = self.num_features();
+        // Statistics have shape [1, C, 1, …] so that they broadcast against x.
+        let mut stat_shape = vec![1; x.shape().len()];
+        stat_shape[1] = c;
+        let (centered, inv_std) = if cx.is_training() {
+            self.batch_statistics(x)?
+        } else {
+            let mean = cx.input(self.running_mean().reshape(&stat_shape));
+            let var = self.running_var().reshape(&stat_shape);
+            let inv_std = var.map(|v| (v + T::of(self.eps)).sqrt().recip());
+            (x - &mean, cx.input(inv_std))
+        };
+        let gamma = cx.param(&self.weight).reshape(&stat_shape);
+        let beta = cx.param(&self.bias).reshape(&stat_shape);
+        Ok(&(&(&centered * &inv_std) * &gamma) + &beta)
     }
 
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
@@ -222,6 +232,10 @@ impl<T: Element, const D: usize> Module<T> for BatchNorm<T, D> {
         vec![
             ("running_mean".to_string(), self.running_mean.clone()),
             ("running_var".to_string(), self.running_var.clone()),
+            (
+                "num_batches_tracked".to_string(),
+                self.num_batches_tracked.clone(),
+            ),
         ]
     }
 }
@@ -255,11 +269,20 @@ impl<T: Element> LayerNorm<T> {
             eps: DEFAULT_EPS,
         }
     }
+}
+
+impl<T: Element> Module<T> for LayerNorm<T> {
+    /// # Panics
+    /// Where [`Module::try_forward`] returns an error, with the same message.
+    #[track_caller]
+    fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
+        or_panic(self.try_forward(cx, x))
+    }
 
     /// The forward pass, or an error if the input's trailing axes are not
     /// `normalized_shape`.
     #[track_caller]
-    pub fn try_forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+    fn try_forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
         let normalized = self.weight.shape();
         let shape = x.shape();
         let k = normalized.len();
@@ -280,15 +303,6 @@ impl<T: Element> LayerNorm<T> {
         let gamma = cx.param(&self.weight);
         let beta = cx.param(&self.bias);
         Ok(&(&(&centered * &inv_std) * &gamma) + &beta)
-    }
-}
-
-impl<T: Element> Module<T> for LayerNorm<T> {
-    /// # Panics
-    /// Where [`LayerNorm::try_forward`] returns an error, with the same message.
-    #[track_caller]
-    fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        self.try_forward(cx, x).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
@@ -341,11 +355,18 @@ impl<T: Element> NormLayer<T> {
 }
 
 impl<T: Element> Module<T> for NormLayer<T> {
+    /// # Panics
+    /// Where [`Module::try_forward`] returns an error, with the same message.
     #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
+        or_panic(self.try_forward(cx, x))
+    }
+
+    #[track_caller]
+    fn try_forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
         match self {
-            NormLayer::Batch(b) => b.forward(cx, x),
-            NormLayer::Layer(l) => l.forward(cx, x),
+            NormLayer::Batch(b) => b.try_forward(cx, x),
+            NormLayer::Layer(l) => l.try_forward(cx, x),
         }
     }
 

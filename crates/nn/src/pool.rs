@@ -1,13 +1,13 @@
 //! Pooling and flattening layers (no parameters): `MaxPool2d`, `AvgPool2d`,
 //! `GlobalAvgPool`, `Flatten`.
 
-use crate::module::{Ctx, Module};
+use crate::module::{Ctx, Module, or_panic};
 use crate::param::Param;
 use autograd::{Element, Result, Var};
 
 /// A pooling layer over `[N, C, H, W]`: its window geometry (`kernel`, `stride`,
-/// `padding`), `new`, `with_padding`, `try_forward` (the op `$op` on the input) and its
-/// `Module` impl. Each use states only what differs: the docs and the op.
+/// `padding`), `new`, `with_padding`, and its `Module` impl (`try_forward`: the op `$op` on
+/// the input). Each use states only what differs: the docs and the op.
 macro_rules! pooling_layer {
     (
         $(#[$doc:meta])*
@@ -41,22 +41,20 @@ macro_rules! pooling_layer {
                 self.padding = padding;
                 self
             }
-
-            /// The forward pass, with shape errors returned.
-            #[track_caller]
-            pub fn try_forward<'t, T: Element>(&self, x: &Var<'t, T>) -> Result<Var<'t, T>> {
-                x.$op(self.kernel, self.stride, self.padding)
-            }
         }
 
         impl<T: Element> Module<T> for $name {
             /// # Panics
-            #[doc = concat!(
-                " Where [`", stringify!($name), "::try_forward`] returns an error, with its message."
-            )]
+            /// Where [`Module::try_forward`] returns an error, with its message.
             #[track_caller]
-            fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-                self.try_forward(x).unwrap_or_else(|e| panic!("{e}"))
+            fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
+                or_panic(self.try_forward(cx, x))
+            }
+
+            /// The forward pass, with shape errors returned.
+            #[track_caller]
+            fn try_forward<'t>(&self, _cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+                x.$op(self.kernel, self.stride, self.padding)
             }
 
             fn named_parameters(&self) -> Vec<(String, Param<T>)> {
@@ -89,10 +87,16 @@ pub struct GlobalAvgPool;
 
 impl<T: Element> Module<T> for GlobalAvgPool {
     /// # Panics
-    /// If the input is not of rank 4.
+    /// Where [`Module::try_forward`] returns an error, with its message.
     #[track_caller]
-    fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        x.global_avg_pool2d()
+    fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
+        or_panic(self.try_forward(cx, x))
+    }
+
+    /// The forward pass; an error if the input is not of rank 4.
+    #[track_caller]
+    fn try_forward<'t>(&self, _cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        x.try_global_avg_pool2d()
     }
 
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
@@ -105,10 +109,17 @@ impl<T: Element> Module<T> for GlobalAvgPool {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Flatten;
 
-impl Flatten {
+impl<T: Element> Module<T> for Flatten {
+    /// # Panics
+    /// Where [`Module::try_forward`] returns an error, with its message.
+    #[track_caller]
+    fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
+        or_panic(self.try_forward(cx, x))
+    }
+
     /// The forward pass; an error for a 0-d input.
     #[track_caller]
-    pub fn try_forward<'t, T: Element>(&self, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+    fn try_forward<'t>(&self, _cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
         match x.shape().split_first() {
             Some((&n, rest)) => x.try_reshape(&[n, rest.iter().product()]),
             None => Err(autograd::Error::Rank {
@@ -118,15 +129,6 @@ impl Flatten {
                 at: autograd::Caller::here(),
             }),
         }
-    }
-}
-
-impl<T: Element> Module<T> for Flatten {
-    /// # Panics
-    /// If the input is 0-d.
-    #[track_caller]
-    fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        self.try_forward(x).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {

@@ -3,10 +3,10 @@
 use crate::activation::{Activation, Relu};
 use crate::init::Init;
 use crate::linear::Linear;
-use crate::module::{Ctx, Module, prefixed};
+use crate::module::{Ctx, Module, at_caller, or_panic, prefixed};
 use crate::param::Param;
 use autograd::rand::Rng;
-use autograd::{Element, Var};
+use autograd::{Element, Result, Var};
 
 /// A block of the form `σ(F(x) + S(x))`: a branch `F`, a shortcut `S` (the identity, or a
 /// learnable projection when widths differ) and an optional activation `σ` after the sum.
@@ -75,15 +75,27 @@ impl<T: Element> ResidualBlock<T> {
 }
 
 impl<T: Element> Module<T> for ResidualBlock<T> {
+    /// # Panics
+    /// Where [`Module::try_forward`] returns an error, with its message.
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        // Pass the input through all layers of the branch …
-        let out = self.linear1.forward(cx, x);
-        let out = self.relu1.forward(cx, &out);
-        let out = self.linear2.forward(cx, &out);
-        // … combine with the input (the skip connection) …
-        let out = &out + x;
-        // … and apply the final activation after the addition.
-        self.relu2.forward(cx, &out)
+        or_panic(self.try_forward(cx, x))
+    }
+
+    /// The notebook's `forward`; an error (naming the caller's line) if `x` is not
+    /// `[…, n_features]`.
+    #[track_caller]
+    fn try_forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        at_caller(|| {
+            // Pass the input through all layers of the branch …
+            let out = self.linear1.try_forward(cx, x)?;
+            let out = self.relu1.forward(cx, &out);
+            let out = self.linear2.try_forward(cx, &out)?;
+            // … combine with the input (the skip connection) …
+            let out = &out + x;
+            // … and apply the final activation after the addition.
+            Ok(self.relu2.forward(cx, &out))
+        })
     }
 
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
@@ -131,13 +143,31 @@ impl<T: Element> ProjectionBlock<T> {
             relu2: Relu,
         }
     }
+
+    /// The branch F(x) = Linear → ReLU → Linear.
+    fn try_branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        let out = self.linear1.try_forward(cx, x)?;
+        let out = self.relu1.forward(cx, &out);
+        self.linear2.try_forward(cx, &out)
+    }
 }
 
 impl<T: Element> Module<T> for ProjectionBlock<T> {
+    /// # Panics
+    /// Where [`Module::try_forward`] returns an error, with its message.
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        let out = self.branch(cx, x);
-        let out = &out + &self.shortcut(cx, x);
-        self.relu2.forward(cx, &out)
+        or_panic(self.try_forward(cx, x))
+    }
+
+    /// `ReLU(F(x) + P·x)`; an error (naming the caller's line) if `x` is not
+    /// `[…, in_features]`.
+    #[track_caller]
+    fn try_forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        at_caller(|| {
+            let out = &self.try_branch(cx, x)? + &self.projection.try_forward(cx, x)?;
+            Ok(self.relu2.forward(cx, &out))
+        })
     }
 
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
@@ -150,9 +180,7 @@ impl<T: Element> Module<T> for ProjectionBlock<T> {
 
 impl<T: Element> ResidualUnit<T> for ProjectionBlock<T> {
     fn branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        let out = self.linear1.forward(cx, x);
-        let out = self.relu1.forward(cx, &out);
-        self.linear2.forward(cx, &out)
+        or_panic(self.try_branch(cx, x))
     }
 
     fn shortcut<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {

@@ -5,12 +5,12 @@ use crate::activation::Activation;
 use crate::buffer::Buffer;
 use crate::init::Init;
 use crate::linear::Linear;
-use crate::module::{Ctx, Module, prefixed};
+use crate::module::{Ctx, Module, at_caller, or_panic, prefixed};
 use crate::norm::{NormLayer, Normalization};
 use crate::param::Param;
 use crate::residual::ResidualUnit;
 use autograd::rand::Rng;
-use autograd::{Element, Var};
+use autograd::{Element, Result, Var};
 
 /// Any module `M` made residual: `σ(S(x) + s·M(x))`, with the shortcut `S` the identity or
 /// a projection (`Linear` without bias, when `M` changes the width), an optional activation
@@ -78,13 +78,46 @@ impl<T: Element, M: Module<T>> Residual<M, T> {
     }
 }
 
-impl<T: Element, M: Module<T>> Module<T> for Residual<M, T> {
-    fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        let out = &self.branch(cx, x) + &self.shortcut(cx, x);
-        match self.activation {
-            Some(a) => a.apply(&out),
-            None => out,
+impl<T: Element, M: Module<T>> Residual<M, T> {
+    /// `s·M(x)`, the branch with its scale.
+    fn try_branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        let f = self.branch.try_forward(cx, x)?;
+        Ok(match self.scale {
+            Some(s) => f * T::of(s),
+            None => f,
+        })
+    }
+
+    /// `S(x)`: the identity, or the projection.
+    fn try_shortcut<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        match &self.projection {
+            Some(p) => p.try_forward(cx, x),
+            None => Ok(x.clone()),
         }
+    }
+}
+
+impl<T: Element, M: Module<T>> Module<T> for Residual<M, T> {
+    /// # Panics
+    /// Where [`Module::try_forward`] returns an error, with its message.
+    #[track_caller]
+    fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
+        or_panic(self.try_forward(cx, x))
+    }
+
+    /// `σ(S(x) + s·M(x))`; an error (naming the caller's line) if the branch or the
+    /// projection refuses `x`, or if their outputs cannot be added.
+    #[track_caller]
+    fn try_forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        at_caller(|| {
+            let out = self
+                .try_branch(cx, x)?
+                .try_add(&self.try_shortcut(cx, x)?)?;
+            Ok(match self.activation {
+                Some(a) => a.apply(&out),
+                None => out,
+            })
+        })
     }
 
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
@@ -103,18 +136,11 @@ impl<T: Element, M: Module<T>> Module<T> for Residual<M, T> {
 impl<T: Element, M: Module<T>> ResidualUnit<T> for Residual<M, T> {
     /// `s·M(x)` (the scale belongs to the branch, so a lesion removes it all).
     fn branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        let f = self.branch.forward(cx, x);
-        match self.scale {
-            Some(s) => f * T::of(s),
-            None => f,
-        }
+        or_panic(self.try_branch(cx, x))
     }
 
     fn shortcut<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        match &self.projection {
-            Some(p) => p.forward(cx, x),
-            None => x.clone(),
-        }
+        or_panic(self.try_shortcut(cx, x))
     }
 
     fn post_activation(&self) -> Option<Activation> {
@@ -151,21 +177,41 @@ impl<T: Element> PreActBlock<T> {
     }
 }
 
-fn maybe_norm<'t, T: Element>(
+impl<T: Element> PreActBlock<T> {
+    /// The branch `norm → ReLU → Linear → norm → ReLU → Linear`.
+    fn try_branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        let out = maybe_norm(&self.norm1, cx, x)?.relu();
+        let out = self.linear1.try_forward(cx, &out)?;
+        let out = maybe_norm(&self.norm2, cx, &out)?.relu();
+        self.linear2.try_forward(cx, &out)
+    }
+}
+
+/// `norm(x)`, or `x` without a normalisation.
+pub(crate) fn maybe_norm<'t, T: Element>(
     norm: &Option<NormLayer<T>>,
     cx: &Ctx<'t, T>,
     x: &Var<'t, T>,
-) -> Var<'t, T> {
+) -> Result<Var<'t, T>> {
     match norm {
-        Some(n) => n.forward(cx, x),
-        None => x.clone(),
+        Some(n) => n.try_forward(cx, x),
+        None => Ok(x.clone()),
     }
 }
 
 impl<T: Element> Module<T> for PreActBlock<T> {
+    /// # Panics
+    /// Where [`Module::try_forward`] returns an error, with its message.
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
+        or_panic(self.try_forward(cx, x))
+    }
+
+    /// `x + F(x)`; an error (naming the caller's line) if `x` does not fit the block.
+    #[track_caller]
+    fn try_forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
         // No activation after the addition: the identity path stays clean.
-        &self.branch(cx, x) + x
+        at_caller(|| Ok(&self.try_branch(cx, x)? + x))
     }
 
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
@@ -195,10 +241,7 @@ impl<T: Element> Module<T> for PreActBlock<T> {
 
 impl<T: Element> ResidualUnit<T> for PreActBlock<T> {
     fn branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        let out = maybe_norm(&self.norm1, cx, x).relu();
-        let out = self.linear1.forward(cx, &out);
-        let out = maybe_norm(&self.norm2, cx, &out).relu();
-        self.linear2.forward(cx, &out)
+        or_panic(self.try_branch(cx, x))
     }
 
     fn post_activation(&self) -> Option<Activation> {

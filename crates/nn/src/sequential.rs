@@ -1,9 +1,9 @@
 //! `Sequential`: modules applied one after another.
 
 use crate::buffer::Buffer;
-use crate::module::{Ctx, Module, chain};
+use crate::module::{Ctx, Module, chain, or_panic};
 use crate::param::Param;
-use autograd::{Element, Var};
+use autograd::{Element, Result, Var};
 
 /// Applies its modules in order; parameter names are prefixed with each module's index
 /// (`"0.weight"`, `"1.linear1.bias"`, …) as in PyTorch.
@@ -42,8 +42,19 @@ impl<T: Element> Sequential<T> {
 }
 
 impl<T: Element> Module<T> for Sequential<T> {
+    /// # Panics
+    /// Where [`Module::try_forward`] returns an error, with its message.
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        chain::forward(self.layers.iter().map(|l| l.as_ref()), cx, x)
+        or_panic(self.try_forward(cx, x))
+    }
+
+    /// Each layer applied to the previous one's output. A layer's error comes back as
+    /// [`Error::InLayer`](autograd::Error::InLayer): `"Sequential layer 2 (Linear<f32>): …"`,
+    /// naming the line that called this method.
+    #[track_caller]
+    fn try_forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        chain::try_forward("Sequential", self.layers.iter().map(|l| l.as_ref()), cx, x)
     }
 
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {

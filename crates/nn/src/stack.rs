@@ -23,9 +23,9 @@
 //! ```
 
 use crate::buffer::Buffer;
-use crate::module::{Ctx, Module, chain};
+use crate::module::{Ctx, Module, chain, or_panic};
 use crate::param::Param;
-use autograd::{Element, Var};
+use autograd::{Element, Result, Var};
 
 /// Boxed layers of one kind `L` (usually a trait object), applied in order.
 pub struct Stack<L: ?Sized> {
@@ -71,8 +71,19 @@ impl<L: ?Sized> FromIterator<Box<L>> for Stack<L> {
 }
 
 impl<T: Element, L: Module<T> + ?Sized> Module<T> for Stack<L> {
+    /// # Panics
+    /// Where [`Module::try_forward`] returns an error, with its message.
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        chain::forward(self.layers.iter().map(|l| l.as_ref()), cx, x)
+        or_panic(self.try_forward(cx, x))
+    }
+
+    /// Each layer applied to the previous one's output. A layer's error comes back as
+    /// [`Error::InLayer`](autograd::Error::InLayer): `"Stack layer 2 (Linear<f32>): …"`,
+    /// naming the line that called this method.
+    #[track_caller]
+    fn try_forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        chain::try_forward("Stack", self.layers.iter().map(|l| l.as_ref()), cx, x)
     }
 
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {

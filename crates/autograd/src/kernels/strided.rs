@@ -98,6 +98,11 @@ pub(crate) fn sum_keepdim<T: Copy + Zero + std::ops::AddAssign>(
     to: &[usize],
 ) -> Vec<T> {
     let mut out = buffer_pool::zeroed(numel(to));
+    // A sum of everything first, so that an [N, 1] column is summed pairwise too.
+    if to.iter().all(|&d| d == 1) {
+        out[0] = pairwise_sum(x);
+        return out;
+    }
     if from.len() == 2 && to[0] == 1 && to[1] == from[1] {
         // Column sums of a matrix (a bias gradient): rows added into one accumulator row.
         for row in x.chunks_exact(from[1].max(1)) {
@@ -105,10 +110,6 @@ pub(crate) fn sum_keepdim<T: Copy + Zero + std::ops::AddAssign>(
                 *o += v;
             }
         }
-        return out;
-    }
-    if to.iter().all(|&d| d == 1) {
-        out[0] = pairwise_sum(x);
         return out;
     }
     let so = broadcast_strides(to, from);
@@ -172,6 +173,10 @@ mod tests {
         assert_eq!(sum_keepdim(&x, &[2, 3], &[1, 3]), vec![3.0, 5.0, 7.0]);
         assert_eq!(sum_keepdim(&x, &[2, 3], &[2, 1]), vec![3.0, 12.0]);
         assert_eq!(sum_keepdim(&x, &[2, 3], &[1, 1]), vec![15.0]);
+        // A single column is a sum of everything: pairwise, like a flat vector's.
+        let column: Vec<f32> = (0..100_000).map(|i| 0.1 + (i % 7) as f32).collect();
+        let flat = sum_keepdim(&column, &[100_000], &[1]);
+        assert_eq!(sum_keepdim(&column, &[100_000, 1], &[1, 1]), flat);
         let y: Vec<f64> = (0..24).map(f64::from).collect(); // [2, 3, 4]
         let s = sum_keepdim(&y, &[2, 3, 4], &[2, 1, 4]);
         assert_eq!(s[0], 0.0 + 4.0 + 8.0);

@@ -20,9 +20,10 @@ pub(crate) mod softmax;
 pub(crate) mod unary;
 
 use crate::element::Element;
+use crate::error::Result;
 use crate::kernels::conv::Conv2dGeometry;
 use crate::shape::{self, Shape};
-use crate::tape::{Lift, Var, Vjp};
+use crate::tape::{Lift, SegmentOp, Var, Vjp};
 use crate::tensor::Tensor;
 use std::sync::Arc;
 
@@ -55,6 +56,9 @@ pub(crate) enum Op<T> {
     Softmax(Box<SoftmaxOp<T>>),
     /// 2-d convolution, its two adjoints, and max pooling.
     Conv(Box<ConvOp<T>>),
+    /// A checkpointed segment: its inputs and the closure that recomputes it in backward
+    /// (defined with the rest of the machinery in `tape/checkpoint.rs`).
+    Checkpoint(Box<SegmentOp<T>>),
 }
 
 impl<T: Element> Op<T> {
@@ -69,6 +73,7 @@ impl<T: Element> Op<T> {
             Op::Movement(op) => op.name(),
             Op::Softmax(op) => op.name(),
             Op::Conv(op) => op.name(),
+            Op::Checkpoint(_) => "checkpoint",
         }
     }
 
@@ -85,11 +90,13 @@ impl<T: Element> Op<T> {
             Op::Movement(op) => op.saved_bytes(),
             Op::Softmax(op) => bytes(op.saved()),
             Op::Conv(op) => op.saved_bytes(),
+            Op::Checkpoint(op) => op.saved_bytes(),
         }
     }
 
-    /// Sends each tracked input its share of the output gradient `g`.
-    pub fn vjp<L: Lift<T>>(&self, g: &L::V, cx: &mut Vjp<'_, T, L>) {
+    /// Sends each tracked input its share of the output gradient `g`. Only a checkpointed
+    /// segment can fail here (its recomputation meets an anomaly or a failing hook).
+    pub fn vjp<L: Lift<T>>(&self, g: &L::V, cx: &mut Vjp<'_, T, L>) -> Result<()> {
         match self {
             Op::Leaf => {}
             Op::Binary(op) => op.vjp(g, cx),
@@ -99,7 +106,9 @@ impl<T: Element> Op<T> {
             Op::Movement(op) => op.vjp(g, cx),
             Op::Softmax(op) => op.vjp(g, cx),
             Op::Conv(op) => op.vjp(g, cx),
+            Op::Checkpoint(op) => return L::segment_vjp(op, g, cx),
         }
+        Ok(())
     }
 }
 

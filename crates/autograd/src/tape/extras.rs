@@ -354,6 +354,51 @@ impl<T: Element> Tape<T> {
     }
 }
 
+/// What a checkpointed segment's scratch tapes hand over (see `tape/checkpoint.rs`).
+impl<T: Element> Tape<T> {
+    /// Moves the hooks on the nodes that `to_outer` maps to a node of `outer` there, in
+    /// registration order, and drops the others.
+    pub(super) fn hand_over_hooks(
+        &self,
+        outer: &Tape<T>,
+        to_outer: impl Fn(usize) -> Option<usize>,
+    ) {
+        let hooks = std::mem::take(&mut *self.inspect.hooks.borrow_mut());
+        let mut outer_hooks = outer.inspect.hooks.borrow_mut();
+        for hook in hooks {
+            if let Some(node) = to_outer(hook.node) {
+                let id = outer.inspect.next_hook.get();
+                outer.inspect.next_hook.set(id + 1);
+                outer_hooks.push(Hook { node, id, ..hook });
+            }
+        }
+    }
+
+    /// Drops the hooks on the nodes for which `drop` is true.
+    pub(super) fn drop_hooks(&self, drop: impl Fn(usize) -> bool) {
+        self.inspect.hooks.borrow_mut().retain(|h| !drop(h.node));
+    }
+
+    /// Number of hooks registered (to drop, with [`Tape::truncate_hooks`], those a
+    /// recomputation registers again).
+    pub(super) fn hook_count(&self) -> usize {
+        self.inspect.hooks.borrow().len()
+    }
+
+    /// Keeps the first `len` hooks.
+    pub(super) fn truncate_hooks(&self, len: usize) {
+        self.inspect.hooks.borrow_mut().truncate(len);
+    }
+
+    /// Records `e` as the tape's forward anomaly unless one was found before.
+    pub(super) fn note_forward_anomaly(&self, e: Error) {
+        let mut anomaly = self.inspect.anomaly.borrow_mut();
+        if anomaly.is_none() {
+            *anomaly = Some(e);
+        }
+    }
+}
+
 impl<'t, T: Element> Var<'t, T> {
     /// Registers a gradient hook on this value: see [`Tape::register_hook`].
     ///

@@ -4,6 +4,7 @@
 
 mod anomaly;
 mod buffer_pool;
+mod checkpoint;
 mod hooks;
 mod inspect;
 mod misuse;

@@ -90,26 +90,34 @@ fn check_input_gradient(m: &dyn Module<f64>, x: &Tensor<f64>) {
 }
 
 #[test]
-fn conv2d_layer_is_the_conv2d_op_and_has_kaiming_weights() {
+fn conv2d_layer_is_the_conv2d_op_and_starts_as_in_pytorch() {
     let mut rng = seeded_rng(1);
-    let conv = Conv2d::<f64>::new(16, 32, (3, 3), &mut rng).with_padding((1, 1));
+    let conv = Conv2d::<f64>::new(16, 32, (3, 3), true, &mut rng).with_padding((1, 1));
     assert_eq!(
         (conv.in_channels(), conv.out_channels(), conv.kernel()),
         (16, 32, (3, 3))
     );
-    // He initialisation: std √(2 / fan-in), fan-in = 16·3·3.
+    // PyTorch's default: weight and bias uniform in ±1/√fan-in, fan-in = 16·3·3, so the
+    // weight's std is that bound over √3.
+    let bound = 1.0 / 144f64.sqrt();
     let w = conv.weight.value();
-    let n = w.numel() as f64;
-    let std = (w.data().iter().map(|x| x * x).sum::<f64>() / n).sqrt();
-    assert!((std / (2.0f64 / 144.0).sqrt() - 1.0).abs() < 0.05, "{std}");
+    let std_of = |t: &Tensor<f64>| {
+        let n = t.numel() as f64;
+        (t.data().iter().map(|x| x * x).sum::<f64>() / n).sqrt()
+    };
+    assert!((std_of(&w) / (bound / 3f64.sqrt()) - 1.0).abs() < 0.05);
+    let b = conv.bias.as_ref().unwrap().value();
+    assert!(w.data().iter().chain(b.data()).all(|v| v.abs() <= bound));
+    assert!(b.data().iter().any(|&v| v != 0.0));
+    // The ResNet convolutions: torchvision's N(0, 2/fan-out), fan-out = 64·3·3, no bias.
+    let resnet = Conv2d::<f64>::conv3x3(16, 64, 1, &mut rng);
+    let std = std_of(&resnet.weight.value());
+    assert!((std / (2.0f64 / 576.0).sqrt() - 1.0).abs() < 0.05, "{std}");
+    assert!(resnet.bias.is_none());
     assert!(
-        conv.bias
-            .as_ref()
-            .unwrap()
-            .value()
-            .data()
-            .iter()
-            .all(|&b| b == 0.0)
+        Conv2d::<f64>::new(2, 3, (1, 1), false, &mut rng)
+            .bias
+            .is_none()
     );
 
     let x = rand(&[2, 16, 5, 6], 2);
@@ -134,7 +142,7 @@ fn conv2d_layer_is_the_conv2d_op_and_has_kaiming_weights() {
 
 #[test]
 fn conv2d_reports_bad_input() {
-    let conv = Conv2d::<f32>::new(3, 4, (3, 3), &mut seeded_rng(3));
+    let conv = Conv2d::<f32>::new(3, 4, (3, 3), true, &mut seeded_rng(3));
     let tape = Tape::new();
     let cx = Ctx::eval(&tape);
     let wrong_channels = cx.input(Tensor::zeros(&[1, 2, 8, 8]));
@@ -169,9 +177,9 @@ fn conv2d_parameter_gradients_match_finite_differences() {
     let mut rng = seeded_rng(4);
     let x = rand(&[2, 3, 5, 4], 5);
     let layers = [
-        Conv2d::<f64>::new(3, 2, (3, 3), &mut rng).with_padding((1, 1)),
-        Conv2d::<f64>::new(3, 2, (2, 3), &mut rng).with_stride((2, 1)),
-        Conv2d::<f64>::new(3, 4, (1, 1), &mut rng), // pointwise, with bias
+        Conv2d::<f64>::new(3, 2, (3, 3), true, &mut rng).with_padding((1, 1)),
+        Conv2d::<f64>::new(3, 2, (2, 3), false, &mut rng).with_stride((2, 1)),
+        Conv2d::<f64>::new(3, 4, (1, 1), true, &mut rng), // pointwise, with bias
         Conv2d::<f64>::conv1x1(3, 2, 2, &mut rng),
         Conv2d::<f64>::conv3x3(3, 2, 2, &mut rng),
     ];
@@ -208,11 +216,12 @@ fn pooling_layers_are_the_pooling_ops() {
     assert_eq!(flat.value().to_vec(), x.to_vec());
     // Bad input is an error from the try form.
     let rank2 = cx.input(Tensor::<f64>::zeros(&[2, 3]));
-    assert!(max.try_forward(&rank2).is_err());
-    assert!(avg.try_forward(&rank2).is_err());
+    assert!(max.try_forward(&cx, &rank2).is_err());
+    assert!(avg.try_forward(&cx, &rank2).is_err());
+    assert!(GlobalAvgPool.try_forward(&cx, &rank2).is_err());
     assert!(
         Flatten
-            .try_forward(&cx.input(Tensor::<f64>::scalar(1.0)))
+            .try_forward(&cx, &cx.input(Tensor::<f64>::scalar(1.0)))
             .is_err()
     );
 
@@ -248,8 +257,10 @@ fn basic_block_with_identity_shortcut() {
         [
             "norm1.running_mean",
             "norm1.running_var",
+            "norm1.num_batches_tracked",
             "norm2.running_mean",
-            "norm2.running_var"
+            "norm2.running_var",
+            "norm2.num_batches_tracked"
         ]
     );
     let x = rand(&[2, 3, 4, 4], 9);
@@ -291,7 +302,11 @@ fn basic_block_with_projection_shortcut() {
             "projection.norm.bias"
         ]
     );
-    assert_eq!(block.named_buffers()[5].0, "projection.norm.running_var");
+    assert_eq!(block.named_buffers()[7].0, "projection.norm.running_var");
+    assert_eq!(
+        block.named_buffers()[8].0,
+        "projection.norm.num_batches_tracked"
+    );
     let x = rand(&[2, 2, 5, 4], 11);
     check_params(&block, &x);
 
@@ -346,7 +361,9 @@ fn a_small_convolutional_network_has_tape_gradients_and_learns() {
     // conv stem → block without normalisation (identity norm) → pool → classifier.
     let mut rng = seeded_rng(12);
     let net = Sequential::new()
-        .push(Conv2d::<f64>::new(1, 2, (3, 3), &mut rng).with_padding((1, 1)))
+        .push(
+            Conv2d::<f64>::with_init(1, 2, (3, 3), true, Init::he(), &mut rng).with_padding((1, 1)),
+        )
         .push(Relu)
         .push(BasicConvBlock::<f64, Activation>::with_norm(
             2,

@@ -208,3 +208,155 @@ fn truncated_and_garbage_files_are_errors_not_panics() {
     }
     assert_eq!(snapshot(&target), before);
 }
+
+/// A safetensors file from a header written by hand and `data_len` zero bytes.
+fn raw_file(header: &str, data_len: usize) -> Vec<u8> {
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.resize(bytes.len() + data_len, 0);
+    bytes
+}
+
+#[test]
+fn hostile_headers_are_refused_naming_the_tensor() {
+    let target = linear(2, 1, true, 11);
+    let before = snapshot(&target);
+    let refused = |header: &str, data_len: usize| {
+        let e = from_bytes(&target, &raw_file(header, data_len)).unwrap_err();
+        assert_eq!(snapshot(&target), before, "a refused file changes nothing");
+        e
+    };
+    // The same name twice: a JSON map keeps the last entry silently, and safetensors
+    // accepts the file; the loader refuses it.
+    let twice = r#"{"weight":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8]},"bias":{"dtype":"F32","shape":[1],"data_offsets":[8,12]},"weight":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8]}}"#;
+    assert!(safetensors::SafeTensors::deserialize(&raw_file(twice, 12)).is_ok());
+    let e = refused(twice, 12);
+    assert!(
+        matches!(&e, IoError::DuplicateInFile { name } if name == "weight"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("twice"), "{e}");
+    // An unknown dtype, sizes that do not fit the offsets, offsets that run backwards or
+    // leave a gap, a shape whose size overflows: each error names its tensor.
+    let cases = [
+        (
+            r#"{"bias":{"dtype":"Q7","shape":[1],"data_offsets":[0,4]}}"#,
+            4,
+            "bias",
+            "Q7",
+        ),
+        (
+            r#"{"weight":{"dtype":"F32","shape":[2,3],"data_offsets":[0,20]}}"#,
+            20,
+            "weight",
+            "needs 24 bytes",
+        ),
+        (
+            r#"{"weight":{"dtype":"F32","shape":[1],"data_offsets":[8,4]}}"#,
+            8,
+            "weight",
+            "end before they start",
+        ),
+        (
+            r#"{"weight":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8]},"bias":{"dtype":"F32","shape":[1],"data_offsets":[12,16]}}"#,
+            16,
+            "bias",
+            "offsets",
+        ),
+        (
+            r#"{"weight":{"dtype":"F64","shape":[4611686018427387904,8],"data_offsets":[0,8]}}"#,
+            8,
+            "weight",
+            "overflows",
+        ),
+    ];
+    for (header, data_len, tensor, fact) in cases {
+        let e = refused(header, data_len);
+        assert!(
+            matches!(&e, IoError::BadTensor { name, .. } if name == tensor),
+            "{header}: {e:?}"
+        );
+        let msg = e.to_string();
+        assert!(msg.contains(tensor) && msg.contains(fact), "{msg}");
+    }
+}
+
+#[test]
+fn batch_norm_counts_are_written_as_i64_and_read_back() {
+    let bn = nn::BatchNorm1d::<f32>::new(2);
+    let x = Tensor::from_vec(vec![0.0, 1.0, 2.0, 5.0], &[2, 2]).unwrap();
+    for seed in 0..3 {
+        let tape = Tape::new();
+        let cx = Ctx::train(&tape, seed);
+        bn.forward(&cx, &cx.input(x.clone()));
+    }
+    let bytes = to_bytes(&bn).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let count = file.tensor("num_batches_tracked").unwrap();
+    assert_eq!(count.dtype(), safetensors::Dtype::I64);
+    assert_eq!(count.shape(), &[] as &[usize]);
+    assert_eq!(count.data(), 3i64.to_le_bytes());
+    let fresh = nn::BatchNorm1d::<f32>::new(2);
+    from_bytes(&fresh, &bytes).unwrap();
+    assert_eq!(fresh.num_batches_tracked(), 3);
+    assert_eq!(fresh.running_mean(), bn.running_mean());
+    // A file without the count (PyTorch fills it in for such files) keeps the module's.
+    let without: Vec<u8> = {
+        let kept: Vec<(String, safetensors::tensor::TensorView<'_>)> = file
+            .tensors()
+            .into_iter()
+            .filter(|(n, _)| n != "num_batches_tracked")
+            .collect();
+        safetensors::serialize(kept, None).unwrap()
+    };
+    let other = nn::BatchNorm1d::<f32>::new(2);
+    from_bytes(&other, &without).unwrap();
+    assert_eq!(other.num_batches_tracked(), 0);
+    assert_eq!(other.running_mean(), bn.running_mean());
+    // A count stored as a float is refused, naming it.
+    let as_float: Vec<u8> = {
+        let one = 3f32.to_le_bytes();
+        let mut kept: Vec<(String, safetensors::tensor::TensorView<'_>)> = file
+            .tensors()
+            .into_iter()
+            .filter(|(n, _)| n != "num_batches_tracked")
+            .collect();
+        kept.push((
+            "num_batches_tracked".into(),
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![], &one).unwrap(),
+        ));
+        safetensors::serialize(kept, None).unwrap()
+    };
+    let e = from_bytes(&other, &as_float).unwrap_err();
+    assert!(
+        matches!(&e, IoError::Dtype { name, module: "I64", .. } if name == "num_batches_tracked"),
+        "{e}"
+    );
+}
+
+#[test]
+fn key_maps_rename_whole_pieces_both_ways() {
+    let names = nn::io::KeyMap::new()
+        .rename("bn1", "norm1")
+        .rename("a.b", "c");
+    assert_eq!(names.to_module("layer.bn1.weight"), "layer.norm1.weight");
+    assert_eq!(names.to_module("bn10.weight"), "bn10.weight");
+    assert_eq!(names.to_module("x.a.b.a"), "x.c.a");
+    assert_eq!(names.to_file("x.c.a"), "x.a.b.a");
+    assert_eq!(names.to_file("norm1"), "bn1");
+    // Saved through the map, loaded through it: the module's own names come back.
+    let block = nn::BasicConvBlock::<f32>::new(2, 3, 1, &mut seeded_rng(12));
+    let map = nn::io::KeyMap::torchvision_resnet();
+    let bytes = nn::io::to_bytes_with(&block, &map).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    assert!(file.tensor("downsample.1.running_var").is_ok());
+    assert!(file.tensor("bn2.num_batches_tracked").is_ok());
+    let copy = nn::BasicConvBlock::<f32>::new(2, 3, 1, &mut seeded_rng(13));
+    let options = nn::io::LoadOptions::strict().with_names(map);
+    assert!(
+        nn::io::from_bytes_with(&copy, &bytes, &options)
+            .unwrap()
+            .is_complete()
+    );
+    assert_eq!(snapshot(&copy), snapshot(&block));
+}

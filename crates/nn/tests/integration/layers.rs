@@ -221,8 +221,11 @@ fn batch_norm_uses_batch_statistics_in_training_and_running_ones_in_evaluation()
             .iter()
             .map(|(n, _)| n.as_str())
             .collect::<Vec<_>>(),
-        ["running_mean", "running_var"]
+        ["running_mean", "running_var", "num_batches_tracked"]
     );
+    // Two training steps counted; evaluation steps are not.
+    assert_eq!(bn.num_batches_tracked(), 2);
+    assert_eq!(bn.named_buffers()[2].1.count(), Some(2));
 }
 
 #[test]
@@ -465,7 +468,7 @@ fn pre_activation_block_has_a_clean_identity_path() {
         assert_eq!(names.len(), expected_count, "{names:?}");
         assert_eq!(
             block.named_buffers().len(),
-            if norm == Normalization::Batch { 4 } else { 0 }
+            if norm == Normalization::Batch { 6 } else { 0 }
         );
     }
 }
@@ -486,6 +489,6 @@ fn stack_and_sequential_name_buffers_alike() {
         .into_iter()
         .map(|(n, _)| n)
         .collect();
-    assert_eq!(names.len(), 2);
+    assert_eq!(names.len(), 3);
     assert!(names.iter().all(|n| n.starts_with("1.")), "{names:?}");
 }

@@ -4,12 +4,16 @@
 
 mod analysis;
 mod blocks;
+mod checkpoint;
 mod conv;
 mod crosscheck;
 mod depth;
 mod io;
+mod layer_errors;
 mod layers;
 mod manual;
 mod mlp;
 mod optim;
+mod pytorch;
+mod threads;
 mod training;

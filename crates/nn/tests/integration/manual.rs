@@ -138,6 +138,31 @@ fn mse_loss_matches_finite_differences() {
 }
 
 #[test]
+fn mse_loss_agrees_with_the_tape_at_scale_in_f32() {
+    // B·D = 262,144: a running f32 sum drifted 4e-5 from the tape's pairwise sum here.
+    for shape in [[512, 512], [262_144, 1], [1, 262_144]] {
+        let pred = Tensor::<f32>::uniform(&shape, -1.0, 3.0, &mut seeded_rng(50));
+        let target = Tensor::<f32>::uniform(&shape, -1.0, 1.0, &mut seeded_rng(51));
+        let manual = MSELoss::new().forward(&pred, &target);
+        let tape = Tape::new();
+        let on_tape = nn::loss::mse(&tape.var(pred.clone()), &tape.constant(target.clone()));
+        assert_eq!(manual, on_tape.item(), "{shape:?}");
+        // Both are within f32 rounding of the f64 mean.
+        let exact = pred
+            .data()
+            .iter()
+            .zip(target.data())
+            .map(|(&p, &t)| (f64::from(p) - f64::from(t)).powi(2))
+            .sum::<f64>()
+            / 262_144.0;
+        assert!(
+            (f64::from(manual) - exact).abs() < 1e-5 * exact,
+            "{shape:?}"
+        );
+    }
+}
+
+#[test]
 fn bad_input_gets_a_clear_error() {
     let err = MSELoss::<f64>::new()
         .try_forward(&Tensor::zeros(&[2, 3]), &Tensor::zeros(&[3, 2]))

@@ -221,7 +221,7 @@ fn batch_norm_buffers_are_named_like_pytorch() {
         .norm(Normalization::Batch)
         .build::<f32>(&mut seeded_rng(12));
     let buffers: Vec<String> = net.named_buffers().into_iter().map(|(n, _)| n).collect();
-    assert_eq!(buffers.len(), 2 * 2 * 2);
+    assert_eq!(buffers.len(), 2 * 2 * 3);
     assert_eq!(buffers[0], "hidden.0.branch.norm1.running_mean");
     let plain = MlpConfig::plain(2, 3, 2, 1)
         .norm(Normalization::Batch)
@@ -229,7 +229,11 @@ fn batch_norm_buffers_are_named_like_pytorch() {
     let buffers: Vec<String> = plain.named_buffers().into_iter().map(|(n, _)| n).collect();
     assert_eq!(
         buffers,
-        ["hidden.0.norm.running_mean", "hidden.0.norm.running_var"]
+        [
+            "hidden.0.norm.running_mean",
+            "hidden.0.norm.running_var",
+            "hidden.0.norm.num_batches_tracked"
+        ]
     );
     assert_eq!(
         MlpConfig::plain(1, 1, 1, 1).architecture,
