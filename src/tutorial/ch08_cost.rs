@@ -14,7 +14,7 @@ use super::{Chapter, Progress};
 use crate::workloads::ResMlp;
 use autograd::alloc_meter::human;
 use autograd::{Tape, Tensor, Var};
-use nn::{Ctx, Module, ResidualBlock};
+use nn::{Ctx, Module, ResidualBlock, Stack};
 
 /// The chapter as the examples and the tour run it.
 pub const CHAPTER: Chapter = Chapter {
@@ -30,6 +30,9 @@ pub const CHAPTER: Chapter = Chapter {
 pub struct Config {
     /// The workload sizes, each with the number of timed alternations.
     pub sizes: Vec<(ResMlp, usize)>,
+    /// Depths of the checkpointing experiment (blocks of the workload's S width and batch),
+    /// each with the number of timed alternations.
+    pub checkpoint_depths: Vec<(usize, usize)>,
 }
 
 impl Config {
@@ -37,6 +40,7 @@ impl Config {
     pub fn full() -> Self {
         Config {
             sizes: vec![(ResMlp::S, 200), (ResMlp::M, 30), (ResMlp::L, 6)],
+            checkpoint_depths: vec![(16, 40), (64, 12), (256, 4)],
         }
     }
 
@@ -44,6 +48,7 @@ impl Config {
     pub fn smoke() -> Self {
         Config {
             sizes: vec![(ResMlp::S, 5)],
+            checkpoint_depths: vec![(4, 2), (16, 2)],
         }
     }
 }
@@ -232,6 +237,116 @@ fn measure(size: ResMlp, reps: usize, progress: &Progress) -> Cost {
     }
 }
 
+/// How a deep stack keeps its activations for backward.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checkpointing {
+    /// Every block's activations stay on the tape.
+    None,
+    /// Every block is a checkpointed segment: only its input is kept, the rest recomputed.
+    EveryBlock,
+    /// √N segments of √N blocks each.
+    SqrtN,
+}
+
+impl Checkpointing {
+    /// Every setting.
+    pub const ALL: [Checkpointing; 3] = [
+        Checkpointing::None,
+        Checkpointing::EveryBlock,
+        Checkpointing::SqrtN,
+    ];
+
+    /// A short description.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Checkpointing::None => "no checkpointing",
+            Checkpointing::EveryBlock => "every block",
+            Checkpointing::SqrtN => "every √N blocks",
+        }
+    }
+
+    /// The stack of `blocks` run with this setting.
+    pub fn model(&self, blocks: Vec<ResidualBlock<f32>>) -> Box<dyn Module<f32>> {
+        // cell: checkpoint
+        let stack: Stack<ResidualBlock<f32>> = blocks.into_iter().map(Box::new).collect();
+        match self {
+            Checkpointing::None => Box::new(stack),
+            Checkpointing::EveryBlock => Box::new(stack.checkpoint_every(1)), // a segment per block
+            Checkpointing::SqrtN => Box::new(stack.checkpoint_sqrt()), // √N segments of √N blocks
+        }
+        // end cell
+    }
+}
+
+/// One training step of any model on the workload's loss: forward, MSE, backward, SGD.
+fn model_step(model: &dyn Module<f32>, x: &Tensor<f32>, y: &Tensor<f32>) -> f32 {
+    let (loss, grads) = {
+        let tape = Tape::new();
+        let cx = Ctx::train(&tape, 0);
+        let diff = &model.forward(&cx, &cx.input(x.clone())) - &cx.input(y.clone());
+        let loss = (&diff * &diff).mean();
+        (loss.item(), cx.param_grads(&loss.backward_leaves()))
+    };
+    for p in model.parameters() {
+        if let Some(g) = grads.get(&p) {
+            p.update(|w| {
+                w.iter_mut()
+                    .zip(g.data())
+                    .for_each(|(w, &g)| *w -= 0.01 * g)
+            });
+        }
+    }
+    loss
+}
+
+/// Checkpointing at one depth.
+#[derive(Clone, Debug)]
+pub struct CheckpointCost {
+    /// Number of blocks.
+    pub depth: usize,
+    /// Peak bytes of a training step for each setting, in the order of
+    /// [`Checkpointing::ALL`].
+    pub peak: Vec<Option<usize>>,
+    /// Training steps timed alternately: no checkpointing against every block, and against
+    /// every √N blocks.
+    pub time: Vec<Alternated>,
+}
+
+/// The stack of the checkpointing experiment: a batch large against the width, so that the
+/// activations (which checkpointing drops) outweigh the weights and their gradients (which
+/// every step needs whole).
+pub fn checkpoint_size(depth: usize) -> ResMlp {
+    ResMlp {
+        name: "deep",
+        batch: 256,
+        width: 32,
+        blocks: depth,
+    }
+}
+
+fn measure_checkpointing(depth: usize, reps: usize, progress: &Progress) -> CheckpointCost {
+    progress.say(&format!("checkpointing, {depth} blocks"));
+    let size = checkpoint_size(depth);
+    let (x, y) = (size.input(), size.target());
+    let peak = Checkpointing::ALL
+        .iter()
+        .map(|c| step_peak(|| c.model(size.blocks()), |m| _ = model_step(&**m, &x, &y)))
+        .collect();
+    let plain = Checkpointing::None.model(size.blocks());
+    let time = [Checkpointing::EveryBlock, Checkpointing::SqrtN]
+        .iter()
+        .map(|c| {
+            let other = c.model(size.blocks());
+            Alternated::run(
+                reps,
+                || _ = model_step(&*other, &x, &y),
+                || _ = model_step(&*plain, &x, &y),
+            )
+        })
+        .collect();
+    CheckpointCost { depth, peak, time }
+}
+
 /// What the chapter computed.
 #[derive(Clone, Debug)]
 pub struct CostChapter {
@@ -239,6 +354,8 @@ pub struct CostChapter {
     pub config: Config,
     /// One measurement per size.
     pub sizes: Vec<Cost>,
+    /// One checkpointing measurement per depth.
+    pub checkpointing: Vec<CheckpointCost>,
 }
 
 /// Runs the chapter.
@@ -249,6 +366,11 @@ pub fn run(config: &Config, progress: &Progress) -> CostChapter {
             .sizes
             .iter()
             .map(|&(size, reps)| measure(size, reps, progress))
+            .collect(),
+        checkpointing: config
+            .checkpoint_depths
+            .iter()
+            .map(|&(depth, reps)| measure_checkpointing(depth, reps, progress))
             .collect(),
     }
 }
@@ -515,11 +637,61 @@ impl CostChapter {
         ));
         page.figure(self.figure());
         page.heading("Activation checkpointing");
-        page.prose(
-            "Placeholder: the trade of recomputation for memory — peak memory against depth \
-             with no checkpointing, a checkpoint at every block and at every √N blocks, and \
-             the time it costs — belongs here once the tape's checkpointing API exists.",
-        );
+        page.prose(format!(
+            "Where a skip does cost memory is depth itself: a training step keeps every \
+             block's activations until backward. Activation checkpointing trades that memory \
+             for time: a checkpointed segment keeps only its input, and when the reverse sweep \
+             reaches it, recomputes its forward pass on a scratch tape and backpropagates \
+             through that (Tape::checkpoint; nn::Stack::checkpoint_every and \
+             checkpoint_sqrt). Gradients are bit-identical. Checkpointing drops activations, \
+             not the weights or their gradients, so the experiment takes a batch large against \
+             the width: the notebook's blocks of width {}, a batch of {} (the workload's \
+             initialisation), {} blocks:",
+            checkpoint_size(1).width,
+            checkpoint_size(1).batch,
+            self.checkpointing
+                .iter()
+                .map(|c| c.depth.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        page.cell("checkpoint");
+        let mut t = Table::new([
+            "blocks",
+            "peak, no checkpointing",
+            "every block",
+            "every √N blocks",
+            "time ÷ none, every block",
+            "time ÷ none, every √N",
+        ]);
+        for c in &self.checkpointing {
+            t.row([
+                c.depth.to_string(),
+                bytes_or_blank(c.peak[0]),
+                bytes_or_blank(c.peak[1]),
+                bytes_or_blank(c.peak[2]),
+                c.time[0].ratio().show(|v| sig(v, 3)),
+                c.time[1].ratio().show(|v| sig(v, 3)),
+            ]);
+        }
+        page.prose("Peak memory of a training step (the definition above), and the time ratio against no checkpointing (median [IQR] of paired runs):");
+        page.table(t);
+        if let Some(deep) = self.checkpointing.last()
+            && let (Some(none), Some(every), Some(sqrt)) =
+                (deep.peak[0], deep.peak[1], deep.peak[2])
+        {
+            page.prose(format!(
+                "At {} blocks, checkpointing every block cuts the peak to {:.0} % of the \
+                 uncheckpointed step's and every √N blocks to {:.0} %, for {}× and {}× the time — \
+                 about one extra forward pass.",
+                deep.depth,
+                100.0 * every as f64 / none as f64,
+                100.0 * sqrt as f64 / none as f64,
+                sig(deep.time[0].ratio().median, 3),
+                sig(deep.time[1].ratio().median, 3),
+            ));
+            page.figure(self.checkpoint_figure());
+        }
         if measured {
             let train_same = self.sizes.iter().all(|c| match c.train_peak {
                 (Some(a), Some(b)) => (a as f64 - b as f64).abs() <= 0.01 * b as f64,
@@ -595,6 +767,32 @@ impl CostChapter {
              decided by the ratio's spread, not by two medians.",
         ]);
         page
+    }
+
+    /// Peak memory of a training step against depth, for each checkpointing setting.
+    pub fn checkpoint_figure(&self) -> Figure {
+        let mut panel = Panel::new(
+            "activation checkpointing",
+            "blocks N",
+            "peak bytes of a training step",
+        )
+        .log_x()
+        .log_y();
+        for (k, setting) in Checkpointing::ALL.iter().enumerate() {
+            let points = self
+                .checkpointing
+                .iter()
+                .filter_map(|c| Some((c.depth as f64, c.peak[k]? as f64)))
+                .collect();
+            panel =
+                panel.with(Series::line(setting.describe(), points, k).styled(Style::LinePoints));
+        }
+        Figure::single(
+            "08_checkpointing",
+            "Peak memory of a training step against depth: without checkpointing it grows in \
+             proportion to N; checkpointed, more slowly (log–log)",
+            panel,
+        )
     }
 
     /// With-skip ÷ without, for time and memory, against the work per step.
