@@ -44,7 +44,7 @@ impl Config {
     /// The tour's sizes: S, M and L of WORKLOADS.md.
     pub fn full() -> Self {
         Config {
-            sizes: vec![(ResMlp::S, 200), (ResMlp::M, 30), (ResMlp::L, 6)],
+            sizes: vec![(ResMlp::S, 200), (ResMlp::M, 20), (ResMlp::L, 4)],
             lockstep: 5,
         }
     }

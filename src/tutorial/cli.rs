@@ -107,7 +107,8 @@ pub fn run(chapters: &[Chapter], args: &Args) -> std::io::Result<()> {
 
 /// The claim table: claim, chapter, measured, verdict.
 pub fn claim_table(claims: &[(usize, Claim)]) -> Table {
-    let mut t = Table::new(["claim of the notebook", "chapter", "measured", "verdict"]);
+    let mut t =
+        Table::new(["claim of the notebook", "chapter", "measured", "verdict"]).left_aligned();
     for (chapter, c) in claims {
         t.row([
             c.claim.clone(),

@@ -68,6 +68,8 @@ pub struct Table {
     pub header: Vec<String>,
     /// The rows; each as long as the header.
     pub rows: Vec<Vec<String>>,
+    /// Whether every column is left-aligned (text), rather than the first only.
+    pub text: bool,
 }
 
 impl Table {
@@ -76,6 +78,7 @@ impl Table {
         Table {
             header: header.into_iter().map(Into::into).collect(),
             rows: Vec::new(),
+            text: false,
         }
     }
 
@@ -128,16 +131,25 @@ impl Table {
         out
     }
 
-    /// The table in GitHub Markdown.
+    /// The same table with every column left-aligned (columns of text, not numbers).
+    pub fn left_aligned(mut self) -> Self {
+        self.text = true;
+        self
+    }
+
+    /// The table in GitHub Markdown; a `|` inside a cell is escaped.
     pub fn to_markdown(&self) -> String {
+        let escape = |cells: &[String]| -> Vec<String> {
+            cells.iter().map(|c| c.replace('|', "\\|")).collect()
+        };
         let mut out = String::new();
-        let _ = writeln!(out, "| {} |", self.header.join(" | "));
+        let _ = writeln!(out, "| {} |", escape(&self.header).join(" | "));
         let aligns: Vec<&str> = (0..self.header.len())
-            .map(|i| if i == 0 { "---" } else { "---:" })
+            .map(|i| if i == 0 || self.text { "---" } else { "---:" })
             .collect();
         let _ = writeln!(out, "|{}|", aligns.join("|"));
         for row in &self.rows {
-            let _ = writeln!(out, "| {} |", row.join(" | "));
+            let _ = writeln!(out, "| {} |", escape(row).join(" | "));
         }
         out
     }
@@ -472,6 +484,9 @@ mod tests {
         assert_eq!(lines[0], "name    value");
         assert_eq!(lines[3], "longer  123.5");
         assert!(t.to_markdown().contains("| longer | 123.5 |"));
+        t.row(["a|b", "1"]);
+        assert!(t.to_markdown().contains("| a\\|b | 1 |"));
+        assert!(t.clone().left_aligned().to_markdown().contains("|---|---|"));
     }
 
     #[test]
