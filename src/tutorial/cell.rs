@@ -2,7 +2,7 @@
 //!
 //! A chapter marks a region of its source file with a line `// cell: NAME` before it and a
 //! line `// end cell` after it. The chapter module reads its own file with `include_str!`
-//! (the [`source!`](crate::tutorial::source) macro), so the excerpt a page shows is, byte
+//! (the tutorial's `source!` macro), so the excerpt a page shows is, byte
 //! for byte, the code the program was compiled from — never a copy kept in the prose.
 //!
 //! ```

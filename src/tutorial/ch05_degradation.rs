@@ -15,7 +15,9 @@ use super::{Chapter, Progress};
 use autograd::{Tape, Tensor, Var, seeded_rng};
 use nn::data::{Dataset, two_spirals};
 use nn::loss::mse;
-use nn::{Activation, Adam, Ctx, Init, Linear, Mlp, MlpConfig, Module, Normalization, Optimizer};
+use nn::{
+    Activation, Adam, Ctx, Init, Linear, Mlp, MlpConfig, Module, Normalization, Optimizer, Param,
+};
 
 /// The chapter as the examples and the tour run it.
 pub const CHAPTER: Chapter = Chapter {
@@ -203,7 +205,7 @@ fn train_identity(
     let blocks: Vec<IdentityBlock> = (0..depth)
         .map(|_| IdentityBlock::new(start, config.identity_width, rng))
         .collect();
-    let params = blocks
+    let params: Vec<Param<f64>> = blocks
         .iter()
         .flat_map(|b| [b.linear1.parameters(), b.linear2.parameters()].concat())
         .collect();
@@ -211,18 +213,17 @@ fn train_identity(
     let mut losses = Vec::new();
     // cell: identity_train
     for step in 0..=config.identity_steps {
-        let tape = Tape::new();
-        let cx = Ctx::train(&tape, 0);
-        let mut h = cx.input(x.clone());
-        for block in &blocks {
-            h = block.forward(&cx, &h);
-        }
-        let loss = mse(&h, &cx.input(y.clone()));
-        losses.push(loss.item());
-        if loss.item() < config.identity_threshold {
+        let (loss, grads) = nn::value_and_grad(0, |cx| {
+            let out = blocks
+                .iter()
+                .fold(cx.input(x.clone()), |h, block| block.forward(cx, &h));
+            mse(&out, &cx.input(y.clone()))
+        });
+        losses.push(loss);
+        if loss < config.identity_threshold {
             return (losses, Some(step)); // reached: `step` updates were needed
         }
-        adam.step(&cx.param_grads(&loss.backward()));
+        adam.step(&grads);
     }
     // end cell
     (losses, None)

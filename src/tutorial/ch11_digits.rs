@@ -257,11 +257,11 @@ pub fn train_epochs(
         // cell: epoch
         for rows in order.chunks(config.batch) {
             let batch = subset(train, rows);
-            let tape = Tape::new();
-            let cx = Ctx::train(&tape, step);
-            let loss = cross_entropy(&net.forward(&cx, &cx.input(batch.x)), &batch.labels);
-            adam.step(&cx.param_grads(&loss.backward()));
-            losses.push(loss.item() as f64);
+            let (loss, grads) = nn::value_and_grad(step, |cx| {
+                cross_entropy(&net.forward(cx, &cx.input(batch.x.clone())), &batch.labels)
+            });
+            adam.step(&grads);
+            losses.push(loss as f64);
             step += 1;
         }
         // end cell

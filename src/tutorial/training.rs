@@ -240,15 +240,14 @@ pub fn train_observed<T: Element>(
     let mut losses = Vec::with_capacity(steps);
     for step in 0..steps {
         // cell: training_step
-        let tape = Tape::new();
-        // Training mode; the step's seed draws dropout masks and stochastic-depth drops.
-        let cx = Ctx::train(&tape, seed.wrapping_add(step as u64));
-        let logits = net.forward(&cx, &cx.input(data.x.clone()));
-        let loss = cross_entropy(&logits, &data.labels);
-        let grads = cx.param_grads(&loss.backward());
-        opt.step(&grads);
+        // A fresh tape in training mode; the seed draws dropout and stochastic-depth drops.
+        let (loss, grads) = nn::value_and_grad(seed.wrapping_add(step as u64), |cx| {
+            let logits = net.forward(cx, &cx.input(data.x.clone()));
+            cross_entropy(&logits, &data.labels)
+        });
+        opt.step(&grads); // the tape is gone: the parameters are updated in place
         // end cell
-        let value = loss.item().to_f64().unwrap_or(f64::NAN);
+        let value = loss.to_f64().unwrap_or(f64::NAN);
         losses.push(value);
         progress.tick(|| format!("{label}: step {}/{steps}, loss {value:.4}", step + 1));
         observe(step + 1);
