@@ -1,7 +1,8 @@
 //! What activation checkpointing saves and costs on the resmlp workload (WORKLOADS.md): the
 //! peak memory of one training step and its time, without checkpointing, checkpointing
 //! every block, and every ⌈√N⌉ blocks ([`nn::checkpoint`]). `benches/checkpoint.rs` prints
-//! these measurements; tutorial chapter 8 plots them.
+//! these measurements; tutorial chapter 8 runs the same plans and steps ([`Plan::model`],
+//! [`step`], [`narrow`]) and plots them.
 //!
 //! Peak bytes need the counting allocator installed by the program
 //! ([`autograd::alloc_meter`]); they are deterministic, and counted with the buffer cache
@@ -85,11 +86,14 @@ impl Plan {
 
     /// The workload's blocks as one model, checkpointed by this plan.
     pub fn model(self, size: &ResMlp) -> Box<dyn Module<f32>> {
+        // cell: checkpoint
         let stack: Stack<ResidualBlock<f32>> = size.blocks().into_iter().map(Box::new).collect();
-        match self.blocks_per_segment(size.blocks) {
-            None => Box::new(stack),
-            Some(k) => Box::new(stack.checkpoint_every(k)),
+        match self {
+            Plan::None => Box::new(stack),
+            Plan::EveryBlock => Box::new(stack.checkpoint_every(1)), // a segment per block
+            Plan::Sqrt => Box::new(stack.checkpoint_sqrt()),         // √N segments of √N blocks
         }
+        // end cell
     }
 }
 
