@@ -232,13 +232,13 @@ pub fn train_observed<T: Element>(
     let mut opt = optimizer.build(net);
     let mut losses = Vec::with_capacity(steps);
     for step in 0..steps {
-        let tape = Tape::new();
-        let cx = Ctx::train(&tape, seed.wrapping_add(step as u64));
-        let logits = net.forward(&cx, &cx.input(data.x.clone()));
-        let loss = cross_entropy(&logits, &data.labels);
-        let value = loss.item().to_f64().unwrap_or(f64::NAN);
+        let (loss, grads) = nn::value_and_grad(seed.wrapping_add(step as u64), |cx| {
+            let logits = net.forward(cx, &cx.input(data.x.clone()));
+            cross_entropy(&logits, &data.labels)
+        });
+        let value = loss.to_f64().unwrap_or(f64::NAN);
         losses.push(value);
-        opt.step(&cx.param_grads(&loss.backward()));
+        opt.step(&grads);
         progress.tick(|| format!("{label}: step {}/{steps}, loss {value:.4}", step + 1));
         observe(step + 1);
     }
