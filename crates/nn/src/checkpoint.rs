@@ -370,8 +370,11 @@ where
         };
         let recomputing = recomputing || !first;
         let kept = recomputing.then(|| buffers.iter().map(Buffer::value).collect::<Vec<_>>());
-        let bound: Vec<(Param<T>, Var<'_, T>)> =
-            handles.iter().cloned().zip(params.iter().cloned()).collect();
+        let bound: Vec<(Param<T>, Var<'_, T>)> = handles
+            .iter()
+            .cloned()
+            .zip(params.iter().cloned())
+            .collect();
         let scope = SegmentScope { recomputing };
         let scx = Ctx::for_segment(x.tape(), training, rng, bound, scope);
         let y = body(&scx, x);
