@@ -8,3 +8,8 @@ pub mod machine_peak;
 #[cfg(feature = "tutorial")]
 pub mod tutorial;
 pub mod workloads;
+
+/// docs/design.md, whose Rust blocks (the training loop) are compiled and run as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/design.md")]
+mod design_doc {}

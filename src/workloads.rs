@@ -4,10 +4,20 @@
 //! **resmlp-step**: N residual blocks `relu(W2·relu(W1·h + b1) + b2 + h)` of width D on a
 //! batch X `[B, D]`, loss = mean((out − Y)²), one step = forward + backward + SGD
 //! (p ← p − 0.01·grad), with a deterministic closed-form initialisation.
+//!
+//! Three implementations of a step, timed side by side by `benches/resmlp.rs` and
+//! `benches/peers/`:
+//! - [`UserLoop`]: the README's training loop — the blocks as one `nn::Stack`,
+//!   `nn::value_and_grad` and `nn::Sgd`; what a user of the library writes;
+//! - [`manual_step`]: `nn::manual`'s layers with their hand-written backward, layer by layer;
+//! - [`fused::FusedResMlp`]: a step written by hand for speed, every buffer allocated once
+//!   and everything between the matrix products fused into single passes.
 
-use autograd::{Tape, Tensor};
+pub mod fused;
+
+use autograd::Tensor;
 use nn::manual::{self, Layer};
-use nn::{Ctx, Linear, Module, ResidualBlock};
+use nn::{Linear, Module, Optimizer, ResidualBlock, Sgd, Stack, loss};
 
 /// A size of the resmlp-step workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +54,17 @@ impl ResMlp {
         width: 1024,
         blocks: 8,
     };
+
+    /// The initial loss (before the first update) that established libraries compute on
+    /// this size, as WORKLOADS.md gives it: S 0.7557864, M 0.7661943, L 0.7643823.
+    pub fn reference_initial_loss(&self) -> Option<f32> {
+        match self.name {
+            "S" => Some(0.7557864),
+            "M" => Some(0.7661943),
+            "L" => Some(0.7643823),
+            _ => None,
+        }
+    }
 
     /// Approximate floating-point operations of one step: 12·B·D²·N.
     pub fn flops_per_step(&self) -> f64 {
@@ -113,6 +134,7 @@ pub fn manual_step(
     y: &Tensor<f32>,
     lr: f32,
 ) -> f32 {
+    // cell: manual_step
     let mut h = x.clone();
     for block in blocks.iter_mut() {
         h = block.forward(&h);
@@ -126,73 +148,178 @@ pub fn manual_step(
     for block in blocks.iter_mut() {
         block.sgd_step(lr);
     }
+    // end cell
     loss
 }
 
-/// One resmlp step with autograd: forward through `blocks`, MSE loss, backward from the
-/// tape, SGD on every parameter. Returns the loss before the update.
+/// resmlp-step as users write it: the README's training loop on the workload's blocks,
+/// with `nn::Sgd` (learning rate 0.01) kept from step to step.
+pub struct UserLoop {
+    /// The N blocks, as one model.
+    pub model: Stack<ResidualBlock<f32>>,
+    opt: Sgd<f32>,
+    x: Tensor<f32>,
+    y: Tensor<f32>,
+    step: u64,
+}
+
+impl UserLoop {
+    /// The workload `size`, initialised as WORKLOADS.md says.
+    pub fn new(size: &ResMlp) -> Self {
+        let model = size
+            .blocks()
+            .into_iter()
+            .fold(Stack::new(), |stack, block| stack.push(Box::new(block)));
+        let opt = Sgd::new(model.parameters(), 0.01);
+        UserLoop {
+            model,
+            opt,
+            x: size.input(),
+            y: size.target(),
+            step: 0,
+        }
+    }
+
+    /// One step of the loop; the loss before the update.
+    pub fn step(&mut self) -> f32 {
+        let (model, x, y, step) = (&self.model, &self.x, &self.y, self.step);
+        // The README's loop body, line for line.
+        let (loss, grads) = nn::value_and_grad(step, |cx| {
+            let out = model.forward(cx, &cx.input(x.clone()));
+            loss::mse(&out, &cx.input(y.clone()))
+        });
+        self.opt.step(&grads);
+        self.step += 1;
+        loss
+    }
+}
+
+/// One resmlp step with autograd on borrowed blocks: the README's loop body, then a plain
+/// `nn::Sgd` step at `lr` on every parameter (plain SGD keeps no state, so a new optimizer
+/// each step updates exactly as one kept from step to step). Returns the loss before the
+/// update.
 pub fn autograd_step(
     blocks: &[ResidualBlock<f32>],
     x: &Tensor<f32>,
     y: &Tensor<f32>,
     lr: f32,
 ) -> f32 {
-    let (loss, grads) = {
-        let tape = Tape::new();
-        let cx = Ctx::train(&tape, 0);
-        let mut h = cx.input(x.clone());
-        for block in blocks {
-            h = block.forward(&cx, &h);
-        }
-        let diff = &h - &cx.input(y.clone());
-        let loss = (&diff * &diff).mean();
-        let grads = cx.param_grads(&loss.backward_leaves());
-        (loss.item(), grads)
-    }; // the tape is gone: parameters are updated in place, without a copy
-    for block in blocks {
-        for p in block.parameters() {
-            if let Some(g) = grads.get(&p) {
-                p.update(|w| w.iter_mut().zip(g.data()).for_each(|(w, &g)| *w -= lr * g));
-            }
-        }
-    }
+    // cell: autograd_step
+    let (loss, grads) = nn::value_and_grad(0, |cx| {
+        let out = blocks
+            .iter()
+            .fold(cx.input(x.clone()), |h, block| block.forward(cx, &h));
+        loss::mse(&out, &cx.input(y.clone()))
+    });
+    let params = blocks
+        .iter()
+        .flat_map(|b| b.parameters())
+        .collect::<Vec<_>>();
+    Sgd::new(params, f64::from(lr)).step(&grads);
+    // end cell
     loss
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fused::FusedResMlp;
 
     #[test]
     fn initial_loss_matches_other_implementations() {
-        // Initial losses measured by the established libraries on the same workload.
-        for (size, want) in [(ResMlp::S, 0.7557864f32), (ResMlp::M, 0.7661943)] {
-            let blocks = size.blocks();
-            let loss = autograd_step(&blocks, &size.input(), &size.target(), 0.01);
-            assert!(
-                (loss - want).abs() < 2e-6,
-                "{}: {loss} vs {want}",
-                size.name
-            );
-            let after = autograd_step(&blocks, &size.input(), &size.target(), 0.01);
-            assert!(
-                after < loss,
-                "{}: SGD lowers the loss ({after} vs {loss})",
-                size.name
-            );
+        for size in [ResMlp::S, ResMlp::M] {
+            let want = size.reference_initial_loss().unwrap();
+            let mut user = UserLoop::new(&size);
+            let mut fused = FusedResMlp::new(&size, 0.01);
+            for (name, loss, after) in [
+                ("user loop", user.step(), user.step()),
+                ("fused", fused.step(), fused.step()),
+            ] {
+                let at = size.name;
+                assert!((loss - want).abs() < 2e-6, "{at} {name}: {loss} vs {want}");
+                assert!(
+                    after < loss,
+                    "{at} {name}: SGD lowers the loss ({after} vs {loss})"
+                );
+            }
         }
     }
 
     #[test]
-    fn manual_and_autograd_steps_agree() {
+    fn the_four_implementations_agree_step_by_step() {
         let size = ResMlp::S;
         let (x, y) = (size.input(), size.target());
         let blocks = size.blocks();
         let mut manual = manual_blocks(&blocks);
+        let mut user = UserLoop::new(&size);
+        let mut fused = FusedResMlp::new(&size, 0.01);
         for step in 0..3 {
             let a = autograd_step(&blocks, &x, &y, 0.01);
-            let m = manual_step(&mut manual, &x, &y, 0.01);
-            assert!((a - m).abs() <= 1e-6 * a.abs(), "step {step}: {a} vs {m}");
+            let others = [
+                ("manual", manual_step(&mut manual, &x, &y, 0.01)),
+                ("user loop", user.step()),
+                ("fused", fused.step()),
+            ];
+            for (name, loss) in others {
+                assert!(
+                    (a - loss).abs() <= 1e-6 * a.abs(),
+                    "step {step}: autograd {a} vs {name} {loss}"
+                );
+            }
+        }
+    }
+
+    /// The one training loop is the same text in the README (a doc-test of this crate),
+    /// docs/design.md (compiled as a doc-test too, see `lib.rs`) and nn's rustdoc: the
+    /// block that calls `nn::value_and_grad(step`, without its `use` lines.
+    #[test]
+    fn the_training_loop_is_one_text_everywhere() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let read = |path: &str| {
+            std::fs::read_to_string(format!("{root}/{path}"))
+                .unwrap_or_else(|e| panic!("{path}: {e}"))
+        };
+        let loop_in = |path: &str| {
+            let text = read(path);
+            let lines: Vec<&str> = text
+                .lines()
+                .map(|l| {
+                    l.strip_prefix("//!")
+                        .map_or(l, |l| l.strip_prefix(' ').unwrap_or(l))
+                })
+                .collect();
+            let call = lines
+                .iter()
+                .position(|l| l.contains("nn::value_and_grad(step"))
+                .unwrap_or_else(|| panic!("{path}: no training loop"));
+            let start = lines[..call]
+                .iter()
+                .rposition(|l| l.starts_with("```"))
+                .unwrap();
+            let end = call
+                + lines[call..]
+                    .iter()
+                    .position(|l| l.starts_with("```"))
+                    .unwrap();
+            lines[start + 1..end]
+                .iter()
+                .filter(|l| !l.starts_with("use ") && !l.is_empty())
+                .map(|l| l.to_string())
+                .collect::<Vec<_>>()
+        };
+        let readme = loop_in("README.md");
+        assert!(readme.len() > 5, "{readme:?}");
+        for path in [
+            "docs/design.md",
+            "crates/nn/src/lib.rs",
+            "crates/nn/src/optim.rs",
+            "crates/nn/src/training.rs",
+        ] {
+            assert_eq!(
+                loop_in(path),
+                readme,
+                "{path} shows another loop than README.md"
+            );
         }
     }
 }

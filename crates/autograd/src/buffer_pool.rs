@@ -109,11 +109,13 @@ pub fn stats() -> PoolStats {
 }
 
 /// An empty `Vec` with room for exactly `len` elements, reusing a cached buffer of that
-/// size when there is one. Nothing of the old contents is visible (the length is 0).
-pub(crate) fn with_capacity<T: Copy>(len: usize) -> Vec<T> {
-    let bytes = len * size_of::<T>();
+/// size when there is one; `None` when the system cannot allocate it or its size in bytes
+/// overflows (the arithmetic is checked: a wrapped size could match a smaller cached
+/// block). Nothing of the old contents is visible (the length is 0).
+pub(crate) fn try_with_capacity<T: Copy>(len: usize) -> Option<Vec<T>> {
+    let bytes = len.checked_mul(size_of::<T>())?;
     if bytes < MIN_BYTES {
-        return Vec::with_capacity(len);
+        return fresh(len);
     }
     let align = align_of::<T>();
     let cached = CACHE
@@ -121,16 +123,48 @@ pub(crate) fn with_capacity<T: Copy>(len: usize) -> Vec<T> {
         .ok()
         .flatten();
     match cached {
-        // SAFETY: the block was allocated by the global allocator with the layout of
-        // `bytes` bytes aligned to `align` (it was a `Vec` of that byte capacity and that
-        // alignment, see `give`), which is exactly `Layout::array::<T>(len)`: the same
-        // alignment and `len · size_of::<T>() == bytes`. Length 0: no element is read.
-        Some(ptr) => unsafe { Vec::from_raw_parts(ptr.as_ptr().cast::<T>(), 0, len) },
-        None => Vec::with_capacity(len),
+        // SAFETY: preconditions of `Vec::from_raw_parts(ptr, 0, len)`:
+        // 1. `ptr` was allocated by the global allocator with the layout of
+        //    `Layout::array::<T>(len)`: the block was a `Vec`'s buffer of `bytes` bytes
+        //    aligned to `align` (see `give`, which caches a `Vec<U>`'s buffer under
+        //    `capacity · size_of::<U>()` and `align_of::<U>()`), and `take` returns only a
+        //    block of exactly that size and alignment; `bytes = len · size_of::<T>()` was
+        //    computed with `checked_mul` above and `align = align_of::<T>()`. `T` is not
+        //    zero-sized (then `bytes = 0 < MIN_BYTES`, handled above).
+        // 2. length 0 ≤ capacity `len`: no element is read.
+        // 3. the block is owned by nobody else: `take` removed it from the cache.
+        Some(ptr) => Some(unsafe { Vec::from_raw_parts(ptr.as_ptr().cast::<T>(), 0, len) }),
+        None => fresh(len),
+    }
+}
+
+/// A new empty `Vec` of capacity `len` from the system allocator, or `None` when it
+/// refuses (or the size overflows).
+fn fresh<T>(len: usize) -> Option<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).ok()?;
+    Some(v)
+}
+
+/// [`try_with_capacity`] for buffers whose size is already known to be allocatable in
+/// principle (a gradient of an existing tensor's shape, a kernel's scratch space).
+///
+/// # Panics
+/// When the system cannot allocate the buffer, with a message naming the size (rather
+/// than aborting the process as `Vec::with_capacity` does).
+#[track_caller]
+pub(crate) fn with_capacity<T: Copy>(len: usize) -> Vec<T> {
+    match try_with_capacity(len) {
+        Some(v) => v,
+        None => panic!(
+            "out of memory: cannot allocate {len} elements of {} bytes",
+            size_of::<T>()
+        ),
     }
 }
 
 /// A `Vec` of `len` zeros (a cached buffer, zero-filled, when there is one).
+#[track_caller]
 pub(crate) fn zeroed<T: Copy + num_traits::Zero>(len: usize) -> Vec<T> {
     let mut v = with_capacity(len);
     v.resize(len, T::zero());
@@ -138,6 +172,7 @@ pub(crate) fn zeroed<T: Copy + num_traits::Zero>(len: usize) -> Vec<T> {
 }
 
 /// The `len` items of `items` in a buffer from the cache (`collect` for tensor kernels).
+#[track_caller]
 pub(crate) fn collect<T: Copy>(len: usize, items: impl Iterator<Item = T>) -> Vec<T> {
     let mut v = with_capacity(len);
     v.extend(items);
@@ -145,6 +180,7 @@ pub(crate) fn collect<T: Copy>(len: usize, items: impl Iterator<Item = T>) -> Ve
 }
 
 /// `x` copied into a buffer from the cache.
+#[track_caller]
 pub(crate) fn copied<T: Copy>(x: &[T]) -> Vec<T> {
     let mut v = with_capacity(x.len());
     v.extend_from_slice(x);
@@ -169,10 +205,15 @@ pub(crate) fn spare_vec<T>() -> Vec<T> {
         .ok()
         .flatten();
     match spare {
-        // SAFETY: the block was a `Vec`'s allocation of `bytes` bytes aligned to
-        // `align_of::<T>()`, from the global allocator (see `keep_vec`); `bytes` is a
-        // multiple of `size_of::<T>()` (checked by `take_spare`), so it is exactly
-        // `Layout::array::<T>(bytes / size_of::<T>())`. Length 0: nothing is read.
+        // SAFETY: preconditions of `Vec::from_raw_parts(ptr, 0, capacity)`:
+        // 1. `ptr` was allocated by the global allocator with the layout
+        //    `Layout::array::<T>(capacity)`: the block was a `Vec`'s allocation of `bytes`
+        //    bytes aligned to `align_of::<T>()` (see `keep_vec`; `take_spare` checks the
+        //    alignment), and `bytes` is a multiple of `size_of::<T>()` (checked by
+        //    `take_spare`), so `capacity · size_of::<T>() = bytes` exactly. `T` is not
+        //    zero-sized (returned above).
+        // 2. length 0 ≤ capacity: nothing is read.
+        // 3. the block is owned by nobody else: `take_spare` removed it from the cache.
         Some(block) => unsafe {
             Vec::from_raw_parts(
                 block.ptr.as_ptr().cast::<T>(),
@@ -243,8 +284,11 @@ impl Block {
 
     fn free(self) {
         if let Ok(layout) = Layout::from_size_align(self.bytes, self.align) {
-            // SAFETY: the block was allocated by the global allocator with exactly this
-            // layout (a `Vec`'s buffer: capacity · size_of, align_of) and is owned here.
+            // SAFETY: preconditions of `dealloc(ptr, layout)`: the block was allocated by
+            // the global allocator with exactly this layout (a `Vec`'s buffer: `bytes =
+            // capacity · size_of`, `align = align_of`, recorded by `Block::of_vec` from
+            // the `Vec` itself), and it is owned here (moved out of the cache or never
+            // put in), so it is freed once.
             unsafe { std::alloc::dealloc(self.ptr.as_ptr(), layout) }
         }
     }
@@ -302,7 +346,7 @@ impl Cache {
 
     /// Keeps a spare list allocation, or gives it back when full.
     fn put_spare(&mut self, block: Block, elem: usize) -> Option<Block> {
-        if self.spares.len() >= MAX_SPARES || self.bytes + block.bytes > limit() {
+        if self.spares.len() >= MAX_SPARES || self.bytes.saturating_add(block.bytes) > limit() {
             return Some(block);
         }
         self.bytes += block.bytes;
@@ -312,7 +356,7 @@ impl Cache {
 
     /// Keeps `block`, or gives it back when the cache would exceed the limit.
     fn put(&mut self, block: Block) -> Option<Block> {
-        if self.bytes + block.bytes > limit() {
+        if self.bytes.saturating_add(block.bytes) > limit() {
             return Some(block);
         }
         self.bytes += block.bytes;
@@ -399,6 +443,55 @@ mod tests {
         assert_eq!(stats().cached_buffers, 1);
         clear();
         assert_eq!((stats().cached_bytes, stats().cached_buffers), (0, 0));
+    }
+
+    #[test]
+    fn precondition_a_byte_size_that_wraps_never_takes_a_cached_block() {
+        // `from_raw_parts` needs the cached block to hold exactly `len · size_of::<T>()`
+        // bytes. Here `len · 4` wraps to 40 000 in release arithmetic: an unchecked size
+        // would hand out the 40 000-byte block as a buffer of 2⁶² + 10 000 elements.
+        clear();
+        give(Vec::<f32>::with_capacity(10_000));
+        assert_eq!(stats().cached_bytes, 40_000);
+        let len = (1usize << 62) + 10_000;
+        assert_eq!(len.wrapping_mul(4), 40_000);
+        assert!(try_with_capacity::<f32>(len).is_none());
+        assert_eq!(stats().cached_bytes, 40_000, "the block stays in the cache");
+        // A size the system refuses is `None` too (not an abort).
+        assert!(try_with_capacity::<f32>(1 << 60).is_none());
+        clear();
+    }
+
+    #[test]
+    fn precondition_a_block_is_only_taken_for_its_own_size_and_alignment() {
+        // `from_raw_parts` needs the layout the block was allocated with.
+        clear();
+        give(Vec::<f32>::with_capacity(2048)); // 8192 bytes, aligned to 4
+        let other_align: Vec<f64> = with_capacity(1024); // 8192 bytes, aligned to 8
+        assert_eq!(
+            stats().cached_buffers,
+            1,
+            "an f64 buffer never takes an f32 block"
+        );
+        drop(other_align);
+        let same: Vec<f32> = with_capacity(2048);
+        assert_eq!((same.capacity(), stats().hits > 0), (2048, true));
+        clear();
+    }
+
+    #[test]
+    fn precondition_a_spare_list_is_only_taken_for_its_own_element_size() {
+        // `spare_vec`'s `from_raw_parts` needs the block's size to be a multiple of the
+        // element size, with the same alignment: a 4100-byte list of `u32` (align 4) must
+        // not become a list of `[u32; 2]` (align 4, 8 bytes: 4100 is not a multiple).
+        clear();
+        let list: Vec<u32> = Vec::with_capacity(1025);
+        keep_vec(list);
+        let other: Vec<[u32; 2]> = spare_vec();
+        assert_eq!(other.capacity(), 0);
+        let same: Vec<u32> = spare_vec();
+        assert_eq!(same.capacity(), 1025);
+        clear();
     }
 
     #[test]

@@ -36,7 +36,11 @@ impl fmt::Debug for Caller {
 
 /// Everything that can go wrong in `autograd`. Messages name the op, the shapes, and the
 /// caller's source line.
+///
+/// New variants may be added in minor versions (the enum is `#[non_exhaustive]`): a
+/// `match` on it needs a `_` arm.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// Two shapes that NumPy broadcasting rules cannot combine.
     #[error("{op}: shapes {lhs:?} and {rhs:?} cannot be broadcast together (at {at})")]
@@ -99,6 +103,35 @@ pub enum Error {
         shape: Shape,
         /// Number of elements the shape holds.
         expected: usize,
+        /// The caller's source line.
+        at: Caller,
+    },
+    /// A shape too large to address: the product of its dimensions overflows `usize`, or
+    /// its size in bytes exceeds `isize::MAX` (the most one allocation can hold). Checked
+    /// with the same arithmetic in debug and release builds. A shape that holds no element
+    /// (a dimension is 0) is refused too when its other dimensions multiply beyond that
+    /// bound: its strides would overflow.
+    #[error(
+        "{op}: shape {shape:?} is too large: its element count or byte size overflows (at {at})"
+    )]
+    SizeOverflow {
+        /// The operation.
+        op: &'static str,
+        /// The shape asked for (a constructor's argument, or the shape an op would produce).
+        shape: Shape,
+        /// The caller's source line.
+        at: Caller,
+    },
+    /// The memory for a result could not be allocated (the system refused it); nothing was
+    /// computed.
+    #[error("{op}: cannot allocate {bytes} bytes for shape {shape:?} (at {at})")]
+    Alloc {
+        /// The operation.
+        op: &'static str,
+        /// The shape of the buffer that could not be allocated.
+        shape: Shape,
+        /// Its size in bytes.
+        bytes: usize,
         /// The caller's source line.
         at: Caller,
     },
@@ -254,6 +287,8 @@ impl Error {
             | Error::Axis { at, .. }
             | Error::Index { at, .. }
             | Error::InvalidArgument { at, .. }
+            | Error::SizeOverflow { at, .. }
+            | Error::Alloc { at, .. }
             | Error::NonScalarBackward { at, .. }
             | Error::ForeignTape { at, .. } => Some(at),
             Error::Anomaly { .. } => None,

@@ -54,7 +54,7 @@ pub use gradcheck::{GradcheckOptions, GradcheckReport, Mismatch, gradcheck, grad
 pub use inspect::{MemoryReport, MemoryUse, SegmentUse, Table, ValueSummary};
 pub use kernels::{num_threads, set_num_threads};
 pub use rand;
-pub use shape::{Shape, broadcast_shapes, numel};
+pub use shape::{Shape, broadcast_shapes, checked_numel, numel};
 pub use tape::{
     BackwardStep, BackwardSteps, Contribution, Gradients, HookHandle, Tape, Var, VarGradients,
 };

@@ -15,16 +15,82 @@ pub(crate) fn copy(dims: &[usize]) -> Shape {
     }
 }
 
-/// Number of elements a shape holds (1 for the empty shape of a scalar).
+/// Number of elements a shape holds (1 for the empty shape of a scalar, 0 as soon as one
+/// dimension is 0).
+///
+/// ```
+/// assert_eq!(autograd::numel(&[2, 3, 4]), 24);
+/// assert_eq!(autograd::numel(&[]), 1);
+/// assert_eq!(autograd::numel(&[0, 5]), 0);
+/// ```
+///
+/// # Panics
+/// If the product overflows `usize` (no tensor has such a shape; see [`checked_numel`]).
+#[track_caller]
 pub fn numel(shape: &[usize]) -> usize {
-    shape.iter().product()
+    match checked_numel(shape) {
+        Some(n) => n,
+        None => panic!("numel: the dimensions of {shape:?} multiply beyond usize::MAX"),
+    }
+}
+
+/// Number of elements a shape holds, or `None` when the product overflows `usize` (the
+/// same in debug and release builds: the arithmetic is checked, never wrapping).
+///
+/// ```
+/// use autograd::checked_numel;
+/// assert_eq!(checked_numel(&[1, 3, 1 << 40]), Some(3 << 40));
+/// assert_eq!(checked_numel(&[1, 3, 0xAAAA_AAAA_AAAA_AAAB]), None);
+/// assert_eq!(checked_numel(&[usize::MAX, usize::MAX, 0]), Some(0));
+/// ```
+pub fn checked_numel(shape: &[usize]) -> Option<usize> {
+    if shape.contains(&0) {
+        return Some(0);
+    }
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+}
+
+/// The product of the nonzero dimensions of `shape`, checked: it bounds every partial
+/// product of the shape (a stride, a block of a split, an offset), so when it fits, no
+/// arithmetic on the shape can overflow — also for a shape that holds no element.
+fn nonzero_product(shape: &[usize]) -> Option<usize> {
+    shape
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+}
+
+/// The number of elements of a tensor of `shape` with elements of `T`, checked for `op`:
+/// [`Error::SizeOverflow`] unless the product of its nonzero dimensions, in bytes, fits in
+/// `isize::MAX` (the most a Rust allocation can hold). Every tensor's shape passes this
+/// check, so that every product of its dimensions, strides and offsets included, fits.
+#[track_caller]
+pub(crate) fn checked_len<T>(op: &'static str, shape: &[usize]) -> Result<usize> {
+    let fits = nonzero_product(shape)
+        .and_then(|n| n.checked_mul(size_of::<T>().max(1)))
+        .is_some_and(|bytes| bytes <= isize::MAX as usize);
+    match checked_numel(shape) {
+        Some(n) if fits => Ok(n),
+        _ => Err(Error::SizeOverflow {
+            op,
+            shape: copy(shape),
+            at: Caller::here(),
+        }),
+    }
 }
 
 /// Row-major strides of a contiguous tensor of this shape.
+///
+/// # Panics
+/// If a stride overflows `usize` (no tensor has such a shape).
+#[track_caller]
 pub fn strides(shape: &[usize]) -> Shape {
     let mut s: Shape = SmallVec::from_elem(1, shape.len());
     for i in (0..shape.len().saturating_sub(1)).rev() {
-        s[i] = s[i + 1] * shape[i + 1];
+        s[i] = match s[i + 1].checked_mul(shape[i + 1]) {
+            Some(stride) => stride,
+            None => panic!("strides: the dimensions of {shape:?} multiply beyond usize::MAX"),
+        };
     }
     s
 }

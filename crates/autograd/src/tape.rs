@@ -380,6 +380,7 @@ impl<T: Element> Tape<T> {
         let id = if self.recording.get() && inputs.iter().any(|v| v.id.is_some()) {
             let ids = inputs.iter().map(|v| v.id);
             let id = self.push(op(&value), ids, value.shape(), Caller::here());
+            self.inspect_constants(id, inputs);
             self.inspect_value(id, &value, || {
                 inputs.iter().map(|v| Some(v.shape().into())).collect()
             });

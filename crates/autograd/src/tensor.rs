@@ -11,7 +11,7 @@
 
 use crate::element::Element;
 use crate::error::{Caller, Error, Result, or_panic};
-use crate::shape::{Shape, numel, strides};
+use crate::shape::{Shape, checked_len, numel, strides};
 use rand::Rng;
 use rand_distr::{Distribution, Normal, Uniform};
 use std::fmt;
@@ -67,11 +67,27 @@ impl<T> Tensor<T> {
     }
 }
 
+/// An empty buffer with room for the elements of a tensor of `shape`, the result of `op`:
+/// [`Error::SizeOverflow`] when the shape is too large to address, [`Error::Alloc`] when the
+/// system cannot allocate it (no abort). Ops allocate their results through this.
+#[track_caller]
+pub(crate) fn output_buffer<T: Copy>(op: &'static str, shape: &[usize]) -> Result<Vec<T>> {
+    let len = checked_len::<T>(op, shape)?;
+    let at = Caller::here(); // outside the closure: closures do not track the caller
+    crate::buffer_pool::try_with_capacity(len).ok_or_else(|| Error::Alloc {
+        op,
+        shape: crate::shape::copy(shape),
+        bytes: len * std::mem::size_of::<T>(), // fits: checked by `checked_len`
+        at,
+    })
+}
+
 impl<T: Copy> Tensor<T> {
-    /// A tensor from row-major data; errors if `data.len()` does not match the shape.
+    /// A tensor from row-major data; errors if `data.len()` does not match the shape, or
+    /// if the shape is too large to address ([`Error::SizeOverflow`]).
     #[track_caller]
     pub fn from_vec(data: Vec<T>, shape: &[usize]) -> Result<Self> {
-        let expected = numel(shape);
+        let expected = checked_len::<T>("from_vec", shape)?;
         if data.len() != expected {
             return Err(Error::DataLength {
                 op: "from_vec",
@@ -85,8 +101,34 @@ impl<T: Copy> Tensor<T> {
     }
 
     /// A tensor of the given shape, every element `value`.
+    ///
+    /// # Panics
+    /// Where [`Tensor::try_full`] returns an error, with its message.
+    #[track_caller]
     pub fn full(shape: &[usize], value: T) -> Self {
-        Self::from_parts(vec![value; numel(shape)], shape.into())
+        or_panic(Self::try_full(shape, value))
+    }
+
+    /// A tensor of the given shape, every element `value`; [`Error::SizeOverflow`] for a
+    /// shape too large to address, [`Error::Alloc`] when the memory cannot be allocated.
+    ///
+    /// ```
+    /// use autograd::{Error, Tensor};
+    /// assert_eq!(Tensor::try_full(&[2], 1.5f32).unwrap().to_vec(), vec![1.5, 1.5]);
+    /// let huge = Tensor::try_full(&[1 << 40, 1 << 40], 0.0f32);
+    /// assert!(matches!(huge, Err(Error::SizeOverflow { op: "full", .. })));
+    /// ```
+    #[track_caller]
+    pub fn try_full(shape: &[usize], value: T) -> Result<Self> {
+        Self::filled("full", shape, value)
+    }
+
+    /// A tensor of `shape` filled with `value`, allocated for `op`.
+    #[track_caller]
+    pub(crate) fn filled(op: &'static str, shape: &[usize], value: T) -> Result<Self> {
+        let mut data = output_buffer(op, shape)?;
+        data.resize(numel(shape), value);
+        Ok(Self::from_parts(data, shape.into()))
     }
 
     /// A tensor whose element at each multi-index `idx` is `f(idx)`.
@@ -96,9 +138,30 @@ impl<T: Copy> Tensor<T> {
     /// let t = Tensor::from_fn(&[2, 3], |i| (10 * i[0] + i[1]) as f64);
     /// assert_eq!(t.to_vec(), vec![0.0, 1.0, 2.0, 10.0, 11.0, 12.0]);
     /// ```
-    pub fn from_fn(shape: &[usize], mut f: impl FnMut(&[usize]) -> T) -> Self {
+    ///
+    /// # Panics
+    /// Where [`Tensor::try_from_fn`] returns an error, with its message.
+    #[track_caller]
+    pub fn from_fn(shape: &[usize], f: impl FnMut(&[usize]) -> T) -> Self {
+        or_panic(Self::try_from_fn(shape, f))
+    }
+
+    /// [`Tensor::from_fn`]; [`Error::SizeOverflow`] for a shape too large to address,
+    /// [`Error::Alloc`] when the memory cannot be allocated.
+    #[track_caller]
+    pub fn try_from_fn(shape: &[usize], f: impl FnMut(&[usize]) -> T) -> Result<Self> {
+        Self::filled_with("from_fn", shape, f)
+    }
+
+    /// A tensor of `shape` whose element at `idx` is `f(idx)`, allocated for `op`.
+    #[track_caller]
+    fn filled_with(
+        op: &'static str,
+        shape: &[usize],
+        mut f: impl FnMut(&[usize]) -> T,
+    ) -> Result<Self> {
+        let mut data = output_buffer(op, shape)?;
         let n = numel(shape);
-        let mut data = Vec::with_capacity(n);
         let mut idx: Shape = smallvec::smallvec![0; shape.len()];
         for _ in 0..n {
             data.push(f(&idx));
@@ -110,7 +173,7 @@ impl<T: Copy> Tensor<T> {
                 idx[d] = 0;
             }
         }
-        Self::from_parts(data, shape.into())
+        Ok(Self::from_parts(data, shape.into()))
     }
 
     /// A 0-d tensor holding one value.
@@ -118,8 +181,19 @@ impl<T: Copy> Tensor<T> {
         Self::from_parts(vec![value], Shape::new())
     }
 
+    /// A tensor of `shape` holding `data`.
+    ///
+    /// # Panics
+    /// If `data.len()` is not the shape's element count — in release builds too: every
+    /// kernel relies on it, and a tensor whose buffer is shorter than its shape would let
+    /// the matrix kernels read past its end.
+    #[track_caller]
     pub(crate) fn from_parts(data: Vec<T>, shape: Shape) -> Self {
-        debug_assert_eq!(data.len(), numel(&shape));
+        assert!(
+            crate::shape::checked_numel(&shape) == Some(data.len()),
+            "tensor: {} elements for shape {shape:?}",
+            data.len()
+        );
         let storage = match data.as_slice() {
             [one] => Storage::One(*one),
             _ => Storage::Shared(Arc::new(Buffer(data))),
@@ -262,26 +336,75 @@ impl<T: Copy> Tensor<T> {
 
 impl<T: Element> Tensor<T> {
     /// All zeros.
+    ///
+    /// # Panics
+    /// Where [`Tensor::try_zeros`] returns an error, with its message.
+    #[track_caller]
     pub fn zeros(shape: &[usize]) -> Self {
-        Self::full(shape, T::zero())
+        or_panic(Self::try_zeros(shape))
+    }
+
+    /// All zeros; [`Error::SizeOverflow`] for a shape too large to address,
+    /// [`Error::Alloc`] when the memory cannot be allocated.
+    ///
+    /// ```
+    /// use autograd::{Error, Tensor};
+    /// // 2⁵⁰ elements (4 PiB): refused by the system, reported as an error.
+    /// let err = Tensor::<f32>::try_zeros(&[1 << 25, 1 << 25]).unwrap_err();
+    /// assert!(matches!(err, Error::Alloc { op: "zeros", .. }), "{err}");
+    /// ```
+    #[track_caller]
+    pub fn try_zeros(shape: &[usize]) -> Result<Self> {
+        Self::filled("zeros", shape, T::zero())
     }
 
     /// All ones.
+    ///
+    /// # Panics
+    /// Where [`Tensor::try_ones`] returns an error, with its message.
+    #[track_caller]
     pub fn ones(shape: &[usize]) -> Self {
-        Self::full(shape, T::one())
+        or_panic(Self::try_ones(shape))
+    }
+
+    /// All ones; errors as [`Tensor::try_zeros`].
+    #[track_caller]
+    pub fn try_ones(shape: &[usize]) -> Result<Self> {
+        Self::filled("ones", shape, T::one())
     }
 
     /// The `n × n` identity matrix.
+    ///
+    /// # Panics
+    /// Where [`Tensor::try_eye`] returns an error, with its message.
+    #[track_caller]
     pub fn eye(n: usize) -> Self {
-        Self::from_fn(&[n, n], |i| if i[0] == i[1] { T::one() } else { T::zero() })
+        or_panic(Self::try_eye(n))
+    }
+
+    /// The `n × n` identity matrix; errors as [`Tensor::try_zeros`] (`n²` may overflow).
+    #[track_caller]
+    pub fn try_eye(n: usize) -> Result<Self> {
+        Self::filled_with("eye", &[n, n], |i| {
+            if i[0] == i[1] { T::one() } else { T::zero() }
+        })
     }
 
     /// `[0, 1, …, n−1]` as a 1-d tensor.
+    ///
+    /// # Panics
+    /// Where [`Tensor::try_arange`] returns an error, with its message.
+    #[track_caller]
     pub fn arange(n: usize) -> Self {
-        Self::from_parts(
-            (0..n).map(|i| T::of(i as f64)).collect(),
-            Shape::from_slice(&[n]),
-        )
+        or_panic(Self::try_arange(n))
+    }
+
+    /// `[0, 1, …, n−1]`; errors as [`Tensor::try_zeros`].
+    #[track_caller]
+    pub fn try_arange(n: usize) -> Result<Self> {
+        let mut data = output_buffer("arange", &[n])?;
+        data.extend((0..n).map(|i| T::of(i as f64)));
+        Ok(Self::from_parts(data, Shape::from_slice(&[n])))
     }
 
     /// Independent samples from the uniform distribution on `[low, high)`.
@@ -292,30 +415,53 @@ impl<T: Element> Tensor<T> {
     /// let t = Tensor::<f32>::uniform(&[3, 4], -1.0, 1.0, &mut rng);
     /// assert!(t.data().iter().all(|&x| (-1.0..1.0).contains(&x)));
     /// ```
+    ///
+    /// # Panics
+    /// Where [`Tensor::try_uniform`] returns an error, with its message.
+    #[track_caller]
     pub fn uniform(shape: &[usize], low: T, high: T, rng: &mut impl Rng) -> Self {
+        or_panic(Self::try_uniform(shape, low, high, rng))
+    }
+
+    /// [`Tensor::uniform`]; errors as [`Tensor::try_zeros`].
+    #[track_caller]
+    pub fn try_uniform(shape: &[usize], low: T, high: T, rng: &mut impl Rng) -> Result<Self> {
+        let mut data = output_buffer("uniform", shape)?;
         let n = numel(shape);
         let (lo, hi) = (low.to_f64().unwrap_or(0.0), high.to_f64().unwrap_or(0.0));
-        let data = match Uniform::new(lo, hi) {
-            Ok(dist) => (0..n).map(|_| T::of(dist.sample(rng))).collect(),
-            Err(_) => vec![low; n], // empty range: every sample is `low`
-        };
-        Self::from_parts(data, shape.into())
+        match Uniform::new(lo, hi) {
+            Ok(dist) => data.extend((0..n).map(|_| T::of(dist.sample(rng)))),
+            Err(_) => data.resize(n, low), // empty range: every sample is `low`
+        }
+        Ok(Self::from_parts(data, shape.into()))
     }
 
     /// Independent samples from the normal distribution with this mean and standard
     /// deviation.
+    ///
+    /// # Panics
+    /// Where [`Tensor::try_normal`] returns an error, with its message.
+    #[track_caller]
     pub fn normal(shape: &[usize], mean: T, std: T, rng: &mut impl Rng) -> Self {
+        or_panic(Self::try_normal(shape, mean, std, rng))
+    }
+
+    /// [`Tensor::normal`]; errors as [`Tensor::try_zeros`].
+    #[track_caller]
+    pub fn try_normal(shape: &[usize], mean: T, std: T, rng: &mut impl Rng) -> Result<Self> {
+        let mut data = output_buffer("normal", shape)?;
         let n = numel(shape);
         let (m, s) = (mean.to_f64().unwrap_or(0.0), std.to_f64().unwrap_or(0.0));
-        let data = match Normal::new(m, s.abs()) {
-            Ok(dist) => (0..n).map(|_| T::of(dist.sample(rng))).collect(),
-            Err(_) => vec![mean; n],
-        };
-        Self::from_parts(data, shape.into())
+        match Normal::new(m, s.abs()) {
+            Ok(dist) => data.extend((0..n).map(|_| T::of(dist.sample(rng)))),
+            Err(_) => data.resize(n, mean),
+        }
+        Ok(Self::from_parts(data, shape.into()))
     }
 
     /// The largest absolute difference between two tensors of the same shape (`inf` if the
-    /// shapes differ).
+    /// shapes differ, NaN if a NaN on either side makes a difference NaN: a NaN is never
+    /// "close").
     pub fn max_abs_diff(&self, other: &Self) -> T {
         if self.shape != other.shape {
             return T::infinity();
@@ -323,7 +469,7 @@ impl<T: Element> Tensor<T> {
         self.data()
             .iter()
             .zip(other.data())
-            .fold(T::zero(), |m, (&a, &b)| m.max((a - b).abs()))
+            .fold(T::zero(), |m, (&a, &b)| nan_max(m, (a - b).abs()))
     }
 
     /// The Euclidean (Frobenius) norm of all elements.
@@ -332,14 +478,18 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Converts every element to another element type.
+    ///
+    /// # Panics
+    /// When the memory for the result cannot be allocated.
+    #[track_caller]
     pub fn cast<U: Element>(&self) -> Tensor<U> {
-        Tensor::from_parts(
+        let mut data = or_panic(output_buffer("cast", &self.shape));
+        data.extend(
             self.data()
                 .iter()
-                .map(|&x| U::of(x.to_f64().unwrap_or(f64::NAN)))
-                .collect(),
-            self.shape.clone(),
-        )
+                .map(|&x| U::of(x.to_f64().unwrap_or(f64::NAN))),
+        );
+        Tensor::from_parts(data, self.shape.clone())
     }
 }
 
@@ -421,6 +571,17 @@ impl<T: Element + approx::RelativeEq<Epsilon = T>> approx::RelativeEq for Tensor
     }
 }
 
+/// The larger of two values, NaN if either is NaN (IEEE 754 `maximum`, what PyTorch's
+/// `max`, `maximum` and `clamp` do; `Float::max` would return the other value instead).
+pub(crate) fn nan_max<T: Element>(a: T, b: T) -> T {
+    if a > b || a.is_nan() { a } else { b }
+}
+
+/// The smaller of two values, NaN if either is NaN.
+pub(crate) fn nan_min<T: Element>(a: T, b: T) -> T {
+    if a < b || a.is_nan() { a } else { b }
+}
+
 /// A seeded random-number generator for reproducible tensors and initialisation.
 pub fn seeded_rng(seed: u64) -> rand::rngs::StdRng {
     rand::SeedableRng::seed_from_u64(seed)
@@ -454,6 +615,26 @@ mod tests {
         ));
         let msg = err.to_string();
         assert!(msg.contains("from_vec") && msg.contains("[2, 3]") && msg.contains("tensor.rs"));
+    }
+
+    #[test]
+    #[should_panic(expected = "tensor: 1 elements for shape [1, 3, 12297829382473034411]")]
+    fn a_buffer_that_does_not_fill_its_shape_is_refused_in_release_too() {
+        // The invariant the matrix kernels' unsafe code relies on: a tensor's buffer holds
+        // exactly its shape's element count (checked without wrapping).
+        let _ = Tensor::from_parts(
+            vec![1.0f32],
+            Shape::from_slice(&[1, 3, 0xAAAA_AAAA_AAAA_AAAB]),
+        );
+    }
+
+    #[test]
+    fn max_abs_diff_sees_nan() {
+        let a = Tensor::from_vec(vec![1.0f64, f64::NAN, 3.0], &[3]).unwrap();
+        let b = Tensor::from_vec(vec![1.0f64, 2.0, 3.0], &[3]).unwrap();
+        assert!(a.max_abs_diff(&b).is_nan());
+        assert!(b.max_abs_diff(&a).is_nan());
+        assert_eq!(b.max_abs_diff(&b), 0.0);
     }
 
     #[test]

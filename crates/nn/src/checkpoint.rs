@@ -65,7 +65,6 @@ use crate::sequential::Sequential;
 use crate::stack::Stack;
 use autograd::rand::rngs::StdRng;
 use autograd::{Caller, Element, Error, Result, Var};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// How a [`Ctx`] runs inside a checkpointed segment.
@@ -348,7 +347,7 @@ where
 {
     let bound: Vec<Var<'t, T>> = params.iter().map(|p| cx.param(p)).collect();
     let inputs: Vec<&Var<'t, T>> = std::iter::once(x).chain(&bound).collect();
-    let ids: Vec<u64> = params.iter().map(Param::id).collect();
+    let handles: Vec<Param<T>> = params.to_vec();
     let (training, recomputing) = (cx.is_training(), cx.is_recomputing());
     let runs = Arc::new(Mutex::new(Runs {
         count: 0,
@@ -371,8 +370,11 @@ where
         };
         let recomputing = recomputing || !first;
         let kept = recomputing.then(|| buffers.iter().map(Buffer::value).collect::<Vec<_>>());
-        let bound: HashMap<u64, Var<'_, T>> =
-            ids.iter().copied().zip(params.iter().cloned()).collect();
+        let bound: Vec<(Param<T>, Var<'_, T>)> = handles
+            .iter()
+            .cloned()
+            .zip(params.iter().cloned())
+            .collect();
         let scope = SegmentScope { recomputing };
         let scx = Ctx::for_segment(x.tape(), training, rng, bound, scope);
         let y = body(&scx, x);

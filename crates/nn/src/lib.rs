@@ -3,10 +3,34 @@
 //! Neural-network layers for wengert, written as **forward passes only**: their backward
 //! comes from the tape.
 //!
+//! A training loop:
+//!
+//! ```
+//! use nn::{Init, Module, Optimizer, ResidualBlock, Sgd, loss};
+//! use autograd::{Tensor, seeded_rng};
+//!
+//! let model = ResidualBlock::<f32>::new(8, Init::he(), &mut seeded_rng(0));
+//! let mut opt = Sgd::new(model.parameters(), 0.05);
+//! let (x, y) = (Tensor::ones(&[4, 8]), Tensor::zeros(&[4, 8]));
+//! for step in 0..10 {
+//!     let (loss, grads) = nn::value_and_grad(step, |cx| {
+//!         let out = model.forward(cx, &cx.input(x.clone()));
+//!         loss::mse(&out, &cx.input(y.clone()))
+//!     });
+//!     opt.step(&grads);
+//!     println!("step {step}: loss {loss:.4}");
+//! }
+//! ```
+//!
+//! [`value_and_grad`] records the closure on a fresh tape, sweeps backward once and returns
+//! the loss and the gradients after the tape is gone, so `opt.step` updates every
+//! parameter in place.
+//!
 //! - [`Module`]: `forward` plus the list of parameters; nothing about gradients.
 //! - [`Param`]: a learnable tensor living outside any tape, shared by its module and the
 //!   optimizer; [`Ctx`] binds it to a step's tape without copying it, and
-//!   [`Ctx::param_grads`] returns the gradients keyed by parameter.
+//!   [`Ctx::param_grads`] returns the gradients as pairs ([`ParamGrads`]: parameter,
+//!   gradient). [`value_and_grad`] does both for a training step.
 //! - [`ResidualBlock`]: the notebook's block, H(x) = ReLU(F(x) + x); [`ProjectionBlock`],
 //!   [`Residual`] (any module made residual), [`PreActBlock`], [`StochasticDepth`].
 //! - Layers: [`Linear`], activations, [`BatchNorm1d`], [`BatchNorm2d`], [`LayerNorm`],
@@ -56,6 +80,7 @@ pub mod residual;
 pub mod residual_variants;
 pub mod sequential;
 pub mod stack;
+pub mod training;
 
 pub use activation::{Activation, Gelu, LeakyRelu, Relu, Sigmoid, Tanh};
 pub use autograd;
@@ -70,10 +95,11 @@ pub use io::IoError;
 pub use linear::Linear;
 pub use module::{Ctx, Module, prefixed};
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, LayerNorm, NormLayer, Normalization};
-pub use optim::{Adam, AdamW, Optimizer, Sgd, clip_grad_norm};
+pub use optim::{Adam, AdamW, IntoParams, Optimizer, Sgd, clip_grad_norm, try_clip_grad_norm};
 pub use param::{Param, ParamGrads};
 pub use pool::{AvgPool2d, Flatten, GlobalAvgPool, MaxPool2d};
 pub use residual::{ProjectionBlock, ResidualBlock, ResidualUnit};
 pub use residual_variants::{PreActBlock, Residual};
 pub use sequential::Sequential;
 pub use stack::Stack;
+pub use training::{try_value_and_grad, value_and_grad};

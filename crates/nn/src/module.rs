@@ -213,12 +213,38 @@ pub(crate) mod chain {
 /// Layers that behave differently in training and evaluation (dropout, batch norm,
 /// stochastic depth) read the mode from here, so one model serves both without a switch of
 /// its own: make the context with [`Ctx::train`] or [`Ctx::eval`].
+///
+/// A training step does not need one by hand: [`value_and_grad`](crate::value_and_grad)
+/// makes the tape and the context, runs the loss, and returns the gradients with the tape
+/// already gone. Make them yourself when you need the tape during the step — hooks,
+/// contributions, the table, second-order gradients — and let the tape go before the
+/// optimizer's step (end its scope), or the step copies every parameter the tape still
+/// holds (copy-on-write: right, but slower):
+///
+/// ```
+/// use nn::{Ctx, Linear, Module, Optimizer, Sgd};
+/// use autograd::{Tape, Tensor, seeded_rng};
+///
+/// let layer = Linear::<f64>::new(3, 2, true, &mut seeded_rng(0));
+/// let mut opt = Sgd::new(layer.parameters(), 0.1);
+/// let grads = {
+///     let tape = Tape::new();
+///     let cx = Ctx::train(&tape, 0);
+///     let loss = layer.forward(&cx, &cx.input(Tensor::ones(&[4, 3]))).relu().sum();
+///     println!("{tape}"); // the Wengert list of this step
+///     cx.param_grads(&loss.backward_leaves())
+/// }; // the tape is gone here
+/// opt.step(&grads);
+/// ```
 pub struct Ctx<'t, T: Element = f32> {
     tape: &'t Tape<T>,
     training: bool,
     /// Whether parameters are bound as tracked leaves (false for [`Ctx::inference`]).
     track_params: bool,
-    bound: RefCell<HashMap<u64, Var<'t, T>>>,
+    /// The parameters bound so far, in binding order, each with its leaf on the tape.
+    bound: RefCell<Vec<(Param<T>, Var<'t, T>)>>,
+    /// Position in `bound` of each parameter, by id.
+    bound_index: RefCell<HashMap<u64, usize>>,
     rng: RefCell<StdRng>,
     /// Inside a checkpointed segment ([`crate::checkpoint`]): its parameters are bound
     /// already, and no other can be.
@@ -251,7 +277,8 @@ impl<'t, T: Element> Ctx<'t, T> {
             tape,
             training,
             track_params: true,
-            bound: RefCell::new(HashMap::new()),
+            bound: RefCell::new(Vec::new()),
+            bound_index: RefCell::new(HashMap::new()),
             rng: RefCell::new(seeded_rng(seed)),
             segment: None,
         }
@@ -263,13 +290,15 @@ impl<'t, T: Element> Ctx<'t, T> {
         tape: &'t Tape<T>,
         training: bool,
         rng: StdRng,
-        bound: HashMap<u64, Var<'t, T>>,
+        bound: Vec<(Param<T>, Var<'t, T>)>,
         scope: SegmentScope,
     ) -> Self {
+        let index = bound.iter().enumerate().map(|(i, (p, _))| (p.id(), i));
         Ctx {
             tape,
             training,
             track_params: true,
+            bound_index: RefCell::new(index.collect()),
             bound: RefCell::new(bound),
             rng: RefCell::new(rng),
             segment: Some(scope),
@@ -307,8 +336,8 @@ impl<'t, T: Element> Ctx<'t, T> {
     /// checkpointed module's `named_parameters` does not list it).
     #[track_caller]
     pub fn param(&self, p: &Param<T>) -> Var<'t, T> {
-        if let Some(v) = self.bound.borrow().get(&p.id()) {
-            return v.clone();
+        if let Some(&i) = self.bound_index.borrow().get(&p.id()) {
+            return self.bound.borrow()[i].1.clone();
         }
         if self.segment.is_some() {
             panic!("{}", checkpoint::unlisted_param(p));
@@ -318,7 +347,9 @@ impl<'t, T: Element> Ctx<'t, T> {
         } else {
             self.tape.constant(p.value())
         };
-        self.bound.borrow_mut().insert(p.id(), v.clone());
+        let mut bound = self.bound.borrow_mut();
+        self.bound_index.borrow_mut().insert(p.id(), bound.len());
+        bound.push((p.clone(), v.clone()));
         v
     }
 
@@ -333,14 +364,13 @@ impl<'t, T: Element> Ctx<'t, T> {
         self.tape.var(x)
     }
 
-    /// The gradient of each parameter bound in this step, keyed by parameter.
+    /// The gradient of each parameter bound in this step, as pairs (parameter, gradient)
+    /// in binding order. The gradients share their buffers with `grads` (no copy).
     pub fn param_grads(&self, grads: &Gradients<T>) -> ParamGrads<T> {
-        let by_id = self
-            .bound
+        self.bound
             .borrow()
             .iter()
-            .filter_map(|(&id, v)| grads.get(v).map(|g| (id, g.clone())))
-            .collect();
-        ParamGrads { by_id }
+            .filter_map(|(p, v)| grads.get(v).map(|g| (p.clone(), g.clone())))
+            .collect()
     }
 }

@@ -66,8 +66,17 @@ impl<T: Element> Param<T> {
 
     /// Updates the value in place (copying the buffer first only if a tape still shares it).
     pub fn update(&self, f: impl FnOnce(&mut [T])) {
-        let mut guard = self.inner.value.write().unwrap_or_else(|e| e.into_inner());
-        f(guard.data_mut());
+        self.with_value_mut(|value| f(value.data_mut()))
+    }
+
+    /// Runs `f` on the value, read-only, without cloning the handle to it.
+    pub(crate) fn with_value<R>(&self, f: impl FnOnce(&Tensor<T>) -> R) -> R {
+        f(&self.inner.value.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Runs `f` on the value with write access (its shape and its elements).
+    pub(crate) fn with_value_mut<R>(&self, f: impl FnOnce(&mut Tensor<T>) -> R) -> R {
+        f(&mut self.inner.value.write().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Whether two handles refer to the same parameter.
@@ -82,16 +91,34 @@ impl<T: Element> fmt::Debug for Param<T> {
     }
 }
 
-/// The gradient of a loss with respect to each parameter bound during a step, found by the
-/// parameter (not by position).
+/// The gradient of a loss with respect to each parameter bound during a step: pairs
+/// (parameter, gradient) in the order the parameters were first used, found by parameter
+/// (not by position).
+///
+/// ```
+/// use nn::{Linear, Module};
+/// use autograd::{Tensor, seeded_rng};
+///
+/// let layer = Linear::<f64>::new(3, 2, true, &mut seeded_rng(0));
+/// let (_, grads) = nn::value_and_grad(0, |cx| {
+///     layer.forward(cx, &cx.input(Tensor::ones(&[4, 3]))).sum()
+/// });
+/// for (param, grad) in &grads {
+///     assert_eq!(grad.shape(), param.shape());
+/// }
+/// assert_eq!(grads.wrt(&layer.weight).shape(), &[2, 3]);
+/// ```
 pub struct ParamGrads<T: Element = f32> {
-    pub(crate) by_id: HashMap<u64, Tensor<T>>,
+    /// (parameter, gradient), in the order the parameters were bound.
+    pairs: Vec<(Param<T>, Tensor<T>)>,
+    /// Position in `pairs` of each parameter, by id.
+    index: HashMap<u64, usize>,
 }
 
 impl<T: Element> ParamGrads<T> {
     /// The gradient for `p`, or `None` if `p` was not used (or did not affect the loss).
     pub fn get(&self, p: &Param<T>) -> Option<&Tensor<T>> {
-        self.by_id.get(&p.id())
+        self.index.get(&p.id()).map(|&i| &self.pairs[i].1)
     }
 
     /// The gradient for `p`, zeros when it has none.
@@ -103,21 +130,99 @@ impl<T: Element> ParamGrads<T> {
 
     /// Number of parameters with a gradient.
     pub fn len(&self) -> usize {
-        self.by_id.len()
+        self.pairs.len()
     }
 
     /// Whether no parameter has a gradient.
     pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
+        self.pairs.is_empty()
     }
 
     /// Mutable access to `p`'s gradient (for clipping or scaling before a step).
     pub fn get_mut(&mut self, p: &Param<T>) -> Option<&mut Tensor<T>> {
-        self.by_id.get_mut(&p.id())
+        self.index.get(&p.id()).map(|&i| &mut self.pairs[i].1)
     }
 
-    /// All gradients, in no particular order.
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Tensor<T>> {
-        self.by_id.values_mut()
+    /// The pairs (parameter, gradient), in the order the parameters were first used.
+    pub fn iter(&self) -> impl Iterator<Item = (&Param<T>, &Tensor<T>)> {
+        self.pairs.iter().map(|(p, g)| (p, g))
+    }
+
+    /// The pairs (parameter, gradient) with the gradients writable (for clipping or
+    /// scaling before a step), in the order the parameters were first used.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&Param<T>, &mut Tensor<T>)> {
+        self.pairs.iter_mut().map(|(p, g)| (&*p, g))
+    }
+}
+
+/// Gradients from pairs (parameter, gradient), e.g. computed outside a tape; a later pair
+/// for the same parameter replaces an earlier one.
+///
+/// ```
+/// use nn::{Optimizer, Param, ParamGrads, Sgd};
+/// use autograd::Tensor;
+///
+/// let p = Param::new(Tensor::from_vec(vec![1.0f64, 2.0], &[2]).unwrap());
+/// let grads: ParamGrads<f64> = [(p.clone(), Tensor::ones(&[2]))].into_iter().collect();
+/// Sgd::new(vec![p.clone()], 0.5).step(&grads);
+/// assert_eq!(p.value().to_vec(), vec![0.5, 1.5]);
+/// ```
+impl<T: Element> FromIterator<(Param<T>, Tensor<T>)> for ParamGrads<T> {
+    fn from_iter<I: IntoIterator<Item = (Param<T>, Tensor<T>)>>(pairs: I) -> Self {
+        let mut grads = ParamGrads {
+            pairs: Vec::new(),
+            index: HashMap::new(),
+        };
+        for (p, g) in pairs {
+            match grads.index.get(&p.id()) {
+                Some(&i) => grads.pairs[i].1 = g,
+                None => {
+                    grads.index.insert(p.id(), grads.pairs.len());
+                    grads.pairs.push((p, g));
+                }
+            }
+        }
+        grads
+    }
+}
+
+impl<'a, T: Element> IntoIterator for &'a ParamGrads<T> {
+    type Item = (&'a Param<T>, &'a Tensor<T>);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (Param<T>, Tensor<T>)>,
+        fn(&'a (Param<T>, Tensor<T>)) -> (&'a Param<T>, &'a Tensor<T>),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.pairs.iter().map(|(p, g)| (p, g))
+    }
+}
+
+impl<'a, T: Element> IntoIterator for &'a mut ParamGrads<T> {
+    type Item = (&'a Param<T>, &'a mut Tensor<T>);
+    type IntoIter = std::iter::Map<
+        std::slice::IterMut<'a, (Param<T>, Tensor<T>)>,
+        fn(&'a mut (Param<T>, Tensor<T>)) -> (&'a Param<T>, &'a mut Tensor<T>),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.pairs.iter_mut().map(|(p, g)| (&*p, g))
+    }
+}
+
+impl<T: Element> IntoIterator for ParamGrads<T> {
+    type Item = (Param<T>, Tensor<T>);
+    type IntoIter = std::vec::IntoIter<(Param<T>, Tensor<T>)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.pairs.into_iter()
+    }
+}
+
+impl<T: Element> fmt::Debug for ParamGrads<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.pairs.iter().map(|(p, g)| (p, g.shape())))
+            .finish()
     }
 }

@@ -11,7 +11,8 @@ use num_traits::Zero;
 use std::ops::AddAssign;
 
 /// Sizes of one 2-d convolution, `x [N, C, H, W] ⋆ w [O, C, kh, kw] → y [N, O, OH, OW]`,
-/// already checked (stride ≥ 1, kernel within the padded input).
+/// already checked (stride ≥ 1, kernel within the padded input, and every product of
+/// these sizes the kernels compute fits in `usize`: see `ops::conv`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Conv2dGeometry {
     pub batch: usize,
@@ -60,10 +61,15 @@ impl Conv2dGeometry {
     }
 }
 
+/// The padded length along one axis, `len + 2·pad`; `None` when it overflows `usize`.
+pub(crate) fn padded_len(len: usize, pad: usize) -> Option<usize> {
+    pad.checked_mul(2)?.checked_add(len)
+}
+
 /// Output length along one axis: `(len + 2·pad − k) / stride + 1`; `None` when the kernel
-/// does not fit in the padded input.
+/// does not fit in the padded input or the padded length overflows.
 pub(crate) fn out_len(len: usize, k: usize, stride: usize, pad: usize) -> Option<usize> {
-    (len + 2 * pad)
+    padded_len(len, pad)?
         .checked_sub(k)
         .map(|room| room / stride.max(1) + 1)
 }
@@ -82,10 +88,10 @@ pub(crate) fn valid_range(
     } else {
         (pad - k_off).div_ceil(stride)
     };
-    let hi = if len + pad <= k_off {
-        0
-    } else {
-        ((len - 1 + pad - k_off) / stride + 1).min(out)
+    // `len + pad − k_off − 1`, in an order that cannot underflow (`len` may be 0).
+    let hi = match (len + pad).checked_sub(k_off + 1) {
+        None => 0,
+        Some(last) => (last / stride + 1).min(out),
     };
     (lo.min(hi), hi)
 }

@@ -69,11 +69,28 @@ impl<T> Operand<'_, T> {
     /// (column stride, row stride) of the operand as it enters the product.
     fn strides(&self) -> (isize, isize) {
         if self.transposed {
-            (self.rows as isize, 1)
+            (stride(self.rows), 1)
         } else {
-            (1, self.cols as isize)
+            (1, stride(self.cols))
         }
     }
+
+    /// Whether `data` holds the `rows · cols` elements the product reads (checked
+    /// arithmetic: a wrapped product must not pass for a short buffer).
+    fn fits(&self) -> bool {
+        self.rows
+            .checked_mul(self.cols)
+            .is_some_and(|len| len <= self.data.len())
+    }
+}
+
+/// A dimension as a GEMM stride.
+///
+/// # Panics
+/// Above `isize::MAX`, which no dimension of a non-empty operand reaches: such an operand
+/// holds at most `isize::MAX` bytes.
+fn stride(dim: usize) -> isize {
+    isize::try_from(dim).unwrap_or_else(|_| panic!("gemm: dimension {dim} exceeds isize::MAX"))
 }
 
 /// `out = a · b` (or `out += a · b` when `accumulate`), `out` row-major `a.rows × b.cols`.
@@ -88,14 +105,19 @@ pub(crate) fn gemm<T: Element>(
 
 /// `out = a · b` into a buffer that need not be initialised: the GEMM writes every element
 /// without reading any (no zero-fill before the product).
+///
+/// # Panics
+/// As [`gemm_raw`] when the dimensions do not fit the slices.
 pub(crate) fn gemm_uninit<T: Element>(
     a: Operand<'_, T>,
     b: Operand<'_, T>,
     out: &mut [std::mem::MaybeUninit<T>],
 ) {
-    // SAFETY: `MaybeUninit<T>` has `T`'s layout, and with `accumulate = false` `gemm_raw`
-    // only writes `out` (the `gemm` crate sets alpha to 0 and never reads the destination
-    // when `read_dst` is false; for k = 0 it writes zeros).
+    // SAFETY: preconditions of `gemm_raw` (see there): `out` is an exclusively borrowed
+    // slice, valid for writes of `out.len()` elements of `T` (`MaybeUninit<T>` has `T`'s
+    // layout) and not aliasing `a` or `b` (shared borrows); with `accumulate = false` it is
+    // never read, so it need not be initialised (the `gemm` crate ignores alpha and never
+    // reads the destination when `read_dst` is false; for k = 0 `gemm_raw` writes zeros).
     unsafe {
         gemm_raw(
             a,
@@ -110,6 +132,9 @@ pub(crate) fn gemm_uninit<T: Element>(
 
 /// [`gemm`] on at most `threads` threads (1: on the calling thread only, for callers that
 /// already run several products in parallel).
+///
+/// # Panics
+/// As [`gemm_raw`] when the dimensions do not fit the slices.
 pub(crate) fn gemm_threads<T: Element>(
     a: Operand<'_, T>,
     b: Operand<'_, T>,
@@ -117,7 +142,9 @@ pub(crate) fn gemm_threads<T: Element>(
     accumulate: bool,
     threads: usize,
 ) {
-    // SAFETY: `out` is a valid, initialised, exclusively borrowed slice of `out.len()`.
+    // SAFETY: preconditions of `gemm_raw`: `out` is a valid, initialised, exclusively
+    // borrowed slice of `out.len()` elements, so it is writable, readable when
+    // `accumulate` is set, and does not alias `a` or `b` (shared borrows).
     unsafe { gemm_raw(a, b, out.as_mut_ptr(), out.len(), accumulate, threads) }
 }
 
@@ -126,6 +153,12 @@ pub(crate) fn gemm_threads<T: Element>(
 /// # Safety
 /// `out` must be valid for writes of `out_len` elements, not alias `a` or `b`, and be
 /// initialised when `accumulate` is set (it is read then).
+///
+/// # Panics
+/// Unless the dimensions fit the slices — `a.cols = b.rows`, `out_len = m · n`,
+/// `a.data.len() ≥ m · k`, `b.data.len() ≥ k · n` — computed with checked arithmetic, so
+/// that dimensions whose products overflow are refused in release builds too (the GEMM
+/// indexes with the same numbers and would otherwise read or write out of bounds).
 unsafe fn gemm_raw<T: Element>(
     a: Operand<'_, T>,
     b: Operand<'_, T>,
@@ -135,11 +168,20 @@ unsafe fn gemm_raw<T: Element>(
     threads: usize,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert_eq!(k, b.rows, "gemm: inner dimensions");
-    assert_eq!(out_len, m * n, "gemm: output length");
+    assert_eq!(
+        k, b.rows,
+        "gemm: inner dimensions {k} and {} differ",
+        b.rows
+    );
     assert!(
-        a.data.len() >= m * k && b.data.len() >= k * n,
-        "gemm: operand length"
+        m.checked_mul(n) == Some(out_len),
+        "gemm: an output of {out_len} elements for a {m} × {n} product"
+    );
+    assert!(
+        a.fits() && b.fits(),
+        "gemm: operands of {} and {} elements for a {m} × {k} by {k} × {n} product",
+        a.data.len(),
+        b.data.len()
     );
     if m == 0 || n == 0 {
         return;
@@ -147,7 +189,10 @@ unsafe fn gemm_raw<T: Element>(
     if k == 0 {
         if !accumulate {
             for i in 0..out_len {
-                // SAFETY: `i < out_len`, valid for writes (the caller's contract).
+                // SAFETY: precondition of `ptr::write` at `out + i`: `i < out_len`, and
+                // `out` is valid for writes of `out_len` elements (this function's
+                // contract); `write` does not read or drop the old (maybe
+                // uninitialised) value.
                 unsafe { out.add(i).write(T::zero()) };
             }
         }
@@ -155,7 +200,8 @@ unsafe fn gemm_raw<T: Element>(
     }
     let (a_cs, a_rs) = a.strides();
     let (b_cs, b_rs) = b.strides();
-    let parallelism = if threads > 1 && m * n * k >= PARALLEL_MIN_WORK {
+    let work = m.saturating_mul(n).saturating_mul(k);
+    let parallelism = if threads > 1 && work >= PARALLEL_MIN_WORK {
         gemm_common::Parallelism::Rayon(threads)
     } else {
         gemm_common::Parallelism::None
@@ -167,7 +213,7 @@ unsafe fn gemm_raw<T: Element>(
         (
             n,
             m,
-            n as isize,
+            stride(n),
             1,
             (b.data.as_ptr(), b_rs, b_cs),
             (a.data.as_ptr(), a_rs, a_cs),
@@ -177,17 +223,23 @@ unsafe fn gemm_raw<T: Element>(
             m,
             n,
             1,
-            n as isize,
+            stride(n),
             (a.data.as_ptr(), a_cs, a_rs),
             (b.data.as_ptr(), b_cs, b_rs),
         )
     };
-    // SAFETY: the asserts above guarantee that every index the GEMM reads (rows × cols
-    // with the strides computed from the same dimensions) lies inside `a` and `b`, and
-    // every index it writes inside the `out_len = m · n` elements of `out`, which the
-    // caller guarantees are writable and not aliased; `out` is read only when
-    // `accumulate` is set, when the caller guarantees it is initialised. Swapping the
-    // operands with their strides describes the same elements.
+    // SAFETY: preconditions of the `gemm` kernel (m, n, k ≥ 1 here):
+    // 1. every element it reads of `lhs` / `rhs` lies inside `a.data` / `b.data`: it reads
+    //    the m × k (k × n) elements at `i · row_stride + j · col_stride`, whose largest
+    //    offset is `m · k − 1` (`k · n − 1`) for both layouts, and the asserts above
+    //    checked, without overflow, that `a.data.len() ≥ m · k` and `b.data.len() ≥ k · n`;
+    //    every stride fits `isize` (`stride` checks it).
+    // 2. every element it writes of `out` lies inside the `out_len = m · n` elements
+    //    (asserted above) that the caller guarantees are valid for writes, with row-major
+    //    strides (n, 1) — or, swapped, column-major (1, n) of the transposed product, the
+    //    same elements.
+    // 3. `out` does not alias `a` or `b`, and is read only when `accumulate` is set, when
+    //    the caller guarantees it is initialised (this function's contract).
     unsafe {
         T::gemm_fn()(
             rows,
@@ -272,6 +324,81 @@ mod tests {
                 assert!((x - 2.0 * y).abs() < 1e-12, "accumulate {ta} {tb}");
             }
         }
+    }
+
+    /// One test per precondition of the `unsafe` GEMM call: the safe wrappers check each
+    /// (with checked arithmetic) and panic instead of reading or writing out of bounds.
+    fn operand(data: &[f64], rows: usize, cols: usize) -> Operand<'_, f64> {
+        Operand {
+            data,
+            rows,
+            cols,
+            transposed: false,
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "gemm: inner dimensions 3 and 2 differ")]
+    fn precondition_inner_dimensions_agree() {
+        let (a, b) = (vec![1.0; 6], vec![1.0; 6]);
+        gemm(operand(&a, 2, 3), operand(&b, 2, 3), &mut [0.0; 6], false);
+    }
+
+    #[test]
+    #[should_panic(expected = "gemm: an output of 3 elements for a 2 × 2 product")]
+    fn precondition_output_holds_m_times_n() {
+        let (a, b) = (vec![1.0; 4], vec![1.0; 4]);
+        gemm(operand(&a, 2, 2), operand(&b, 2, 2), &mut [0.0; 3], false);
+    }
+
+    #[test]
+    #[should_panic(expected = "gemm: operands of 5 and 4 elements")]
+    fn precondition_operands_hold_their_elements() {
+        let (a, b) = (vec![1.0; 5], vec![1.0; 4]);
+        gemm(operand(&a, 2, 3), operand(&b, 3, 2), &mut [0.0; 4], false);
+    }
+
+    #[test]
+    #[should_panic(expected = "gemm: operands of 1 and 1 elements")]
+    fn precondition_checks_dimension_products_without_wrapping() {
+        // 3 · 0xAAAA_AAAA_AAAA_AAAB wraps to 1 in release arithmetic: a one-element buffer
+        // would pass an unchecked `len >= m · k`, and the GEMM would read far past it.
+        let (a, b) = (vec![1.0], vec![1.0]);
+        let k = 0xAAAA_AAAA_AAAA_AAAB;
+        gemm(operand(&a, 3, k), operand(&b, k, 0), &mut [], false);
+    }
+
+    #[test]
+    #[should_panic(expected = "gemm: an output of 1 elements for a 3 × 12297829382473034411")]
+    fn precondition_checks_the_output_product_without_wrapping() {
+        let (a, b) = (vec![1.0; 3], vec![1.0; 1]);
+        let n = 0xAAAA_AAAA_AAAA_AAAB;
+        gemm(operand(&a, 3, 0), operand(&b, 0, n), &mut [0.0], false);
+    }
+
+    #[test]
+    #[should_panic(expected = "gemm: dimension 18446744073709551615 exceeds isize::MAX")]
+    fn precondition_strides_fit_isize() {
+        let _ = stride(usize::MAX);
+    }
+
+    #[test]
+    fn precondition_every_uninitialised_element_is_written_even_when_k_is_0() {
+        // The destination starts as NaN (standing for uninitialised memory): with k = 0
+        // every element must still be written (zeros), since the caller then `set_len`s.
+        for (m, n) in [(2, 4), (1, 1), (3, 1), (1, 5)] {
+            let mut out = vec![std::mem::MaybeUninit::new(f64::NAN); m * n];
+            gemm_uninit(operand(&[], m, 0), operand(&[], 0, n), &mut out);
+            // SAFETY: `gemm_uninit` wrote every element (checked: none is left NaN).
+            assert!(
+                out.iter().all(|x| unsafe { x.assume_init() } == 0.0),
+                "{m} × {n}"
+            );
+        }
+        // Accumulating over k = 0 leaves the destination as it was.
+        let mut acc = vec![7.0; 6];
+        gemm(operand(&[], 2, 0), operand(&[], 0, 3), &mut acc, true);
+        assert_eq!(acc, vec![7.0; 6]);
     }
 
     #[test]

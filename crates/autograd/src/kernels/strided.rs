@@ -1,7 +1,12 @@
 //! Strided loops: one walker serves broadcasting, reductions, `broadcast_to` and `permute`.
 //! These kernels know nothing of the tape.
+//!
+//! Every kernel writes its result into `out`, an empty buffer with room for it that the
+//! caller allocated (fallibly, so that a result too large for memory is an error and not
+//! an abort). Shapes are those of existing tensors, or output shapes already checked: all
+//! their products fit in `usize` (see `shape::checked_len`), and safe indexing guards the
+//! rest.
 
-use crate::buffer_pool;
 use crate::shape::{Shape, broadcast_strides, numel, strides};
 use num_traits::Zero;
 
@@ -60,44 +65,48 @@ pub(crate) fn zip_broadcast<T: Copy>(
     b: &[T],
     b_shape: &[usize],
     out_shape: &[usize],
+    mut out: Vec<T>,
     f: impl Fn(T, T) -> T,
 ) -> Vec<T> {
     if a_shape == b_shape {
-        return buffer_pool::collect(a.len(), a.iter().zip(b).map(|(&x, &y)| f(x, y)));
+        out.extend(a.iter().zip(b).map(|(&x, &y)| f(x, y)));
+        return out;
     }
-    if b.len() == 1 {
-        let y = b[0];
-        if a_shape == out_shape {
-            return buffer_pool::collect(a.len(), a.iter().map(|&x| f(x, y)));
-        }
+    if let ([y], true) = (b, a_shape == out_shape) {
+        out.extend(a.iter().map(|&x| f(x, *y)));
+        return out;
     }
-    if a.len() == 1 && b_shape == out_shape {
-        let x = a[0];
-        return buffer_pool::collect(b.len(), b.iter().map(|&y| f(x, y)));
+    if let ([x], true) = (a, b_shape == out_shape) {
+        out.extend(b.iter().map(|&y| f(*x, y)));
+        return out;
     }
-    let mut out = buffer_pool::with_capacity(numel(out_shape));
     let sa = broadcast_strides(a_shape, out_shape);
     let sb = broadcast_strides(b_shape, out_shape);
     walk2(out_shape, &sa, &sb, |_, ia, ib| out.push(f(a[ia], b[ib])));
     out
 }
 
-/// Reads `x` (shape `from`) as the broadcast shape `to`, materialised.
-pub(crate) fn broadcast_to<T: Copy>(x: &[T], from: &[usize], to: &[usize]) -> Vec<T> {
-    let mut out = buffer_pool::with_capacity(numel(to));
+/// Reads `x` (shape `from`) as the broadcast shape `to`, materialised into `out`.
+pub(crate) fn broadcast_to<T: Copy>(
+    x: &[T],
+    from: &[usize],
+    to: &[usize],
+    mut out: Vec<T>,
+) -> Vec<T> {
     let sx = broadcast_strides(from, to);
     walk2(to, &sx, &sx, |_, ix, _| out.push(x[ix]));
     out
 }
 
 /// Sums `x` (shape `from`) down to `to`, a shape of the same rank with 1 on every reduced
-/// dimension (the `keepdim` shape).
+/// dimension (the `keepdim` shape), into `out`.
 pub(crate) fn sum_keepdim<T: Copy + Zero + std::ops::AddAssign>(
     x: &[T],
     from: &[usize],
     to: &[usize],
+    mut out: Vec<T>,
 ) -> Vec<T> {
-    let mut out = buffer_pool::zeroed(numel(to));
+    out.resize(numel(to), T::zero());
     // A sum of everything first, so that an [N, 1] column is summed pairwise too.
     if to.iter().all(|&d| d == 1) {
         out[0] = pairwise_sum(x);
@@ -135,14 +144,22 @@ pub(crate) fn pairwise_sum<T: Copy + Zero + std::ops::AddAssign>(x: &[T]) -> T {
     s
 }
 
-/// Permutes the axes of `x`: output axis `i` is input axis `perm[i]`.
-pub(crate) fn permute<T: Copy>(x: &[T], shape: &[usize], perm: &[usize]) -> (Vec<T>, Shape) {
+/// The shape of `shape` with its axes permuted: output axis `i` is input axis `perm[i]`.
+pub(crate) fn permuted(shape: &[usize], perm: &[usize]) -> Shape {
+    perm.iter().map(|&p| shape[p]).collect()
+}
+
+/// Permutes the axes of `x` into `out`: output axis `i` is input axis `perm[i]`.
+pub(crate) fn permute<T: Copy>(
+    x: &[T],
+    shape: &[usize],
+    perm: &[usize],
+    mut out: Vec<T>,
+) -> Vec<T> {
     let own = strides(shape);
-    let out_shape: Shape = perm.iter().map(|&p| shape[p]).collect();
     let sx: Shape = perm.iter().map(|&p| own[p]).collect();
-    let mut out = buffer_pool::with_capacity(x.len());
-    walk2(&out_shape, &sx, &sx, |_, ix, _| out.push(x[ix]));
-    (out, out_shape)
+    walk2(&permuted(shape, perm), &sx, &sx, |_, ix, _| out.push(x[ix]));
+    out
 }
 
 /// Splits a shape around `axis` into (outer, len, inner) element counts, so that a
@@ -163,22 +180,26 @@ mod tests {
     fn zip_broadcast_matches_manual_indexing() {
         let a: Vec<f64> = (0..6).map(f64::from).collect(); // [2, 3]
         let b = vec![10.0, 20.0]; // [2, 1]
-        let out = zip_broadcast(&a, &[2, 3], &b, &[2, 1], &[2, 3], |x, y| x + y);
+        let out = zip_broadcast(&a, &[2, 3], &b, &[2, 1], &[2, 3], Vec::new(), |x, y| x + y);
         assert_eq!(out, vec![10.0, 11.0, 12.0, 23.0, 24.0, 25.0]);
     }
 
     #[test]
     fn sum_keepdim_over_each_axis() {
         let x: Vec<f64> = (0..6).map(f64::from).collect(); // [2, 3]
-        assert_eq!(sum_keepdim(&x, &[2, 3], &[1, 3]), vec![3.0, 5.0, 7.0]);
-        assert_eq!(sum_keepdim(&x, &[2, 3], &[2, 1]), vec![3.0, 12.0]);
-        assert_eq!(sum_keepdim(&x, &[2, 3], &[1, 1]), vec![15.0]);
+        let sum = |x: &[f64], from: &[usize], to: &[usize]| sum_keepdim(x, from, to, Vec::new());
+        assert_eq!(sum(&x, &[2, 3], &[1, 3]), vec![3.0, 5.0, 7.0]);
+        assert_eq!(sum(&x, &[2, 3], &[2, 1]), vec![3.0, 12.0]);
+        assert_eq!(sum(&x, &[2, 3], &[1, 1]), vec![15.0]);
         // A single column is a sum of everything: pairwise, like a flat vector's.
         let column: Vec<f32> = (0..100_000).map(|i| 0.1 + (i % 7) as f32).collect();
-        let flat = sum_keepdim(&column, &[100_000], &[1]);
-        assert_eq!(sum_keepdim(&column, &[100_000, 1], &[1, 1]), flat);
+        let flat = sum_keepdim(&column, &[100_000], &[1], Vec::new());
+        assert_eq!(
+            sum_keepdim(&column, &[100_000, 1], &[1, 1], Vec::new()),
+            flat
+        );
         let y: Vec<f64> = (0..24).map(f64::from).collect(); // [2, 3, 4]
-        let s = sum_keepdim(&y, &[2, 3, 4], &[2, 1, 4]);
+        let s = sum(&y, &[2, 3, 4], &[2, 1, 4]);
         assert_eq!(s[0], 0.0 + 4.0 + 8.0);
         assert_eq!(s[7], 15.0 + 19.0 + 23.0);
     }
@@ -186,8 +207,8 @@ mod tests {
     #[test]
     fn permute_transposes() {
         let x: Vec<f64> = (0..6).map(f64::from).collect(); // [2, 3]
-        let (t, s) = permute(&x, &[2, 3], &[1, 0]);
-        assert_eq!(s.to_vec(), vec![3, 2]);
+        let t = permute(&x, &[2, 3], &[1, 0], Vec::new());
+        assert_eq!(permuted(&[2, 3], &[1, 0]).to_vec(), vec![3, 2]);
         assert_eq!(t, vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
     }
 }

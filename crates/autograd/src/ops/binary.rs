@@ -7,8 +7,11 @@
 //! | sub | a − b | ḡa = g, ḡb = −g |
 //! | mul | a · b | ḡa = g·b, ḡb = g·a |
 //! | div | a / b | ḡa = g/b, ḡb = −g·a/b² |
-//! | maximum | max(a, b) | g to the larger (halved on ties) |
-//! | minimum | min(a, b) | g to the smaller (halved on ties) |
+//! | maximum | max(a, b), NaN if either is | g to the larger (halved on ties; to both where a NaN is involved) |
+//! | minimum | min(a, b), NaN if either is | g to the smaller (halved on ties; to both where a NaN is involved) |
+//!
+//! NaN follows PyTorch: `maximum`/`minimum` return NaN when either operand is NaN, and
+//! both operands then receive the whole gradient (neither "lost" the comparison).
 
 use super::unary::ScalarOp;
 use super::{Algebra, Op, Saved, SavedTensor};
@@ -17,7 +20,7 @@ use crate::error::{Result, or_panic};
 use crate::kernels::strided::zip_broadcast;
 use crate::shape::{Shape, broadcast_shapes};
 use crate::tape::{Lift, Var, Vjp};
-use crate::tensor::Tensor;
+use crate::tensor::{Tensor, nan_max, nan_min, output_buffer};
 
 /// Which binary function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,26 +156,36 @@ impl<T: Element> BinaryOp<T> {
             }
             BinaryOp::Maximum { lhs, rhs } | BinaryOp::Minimum { lhs, rhs } => {
                 let max = matches!(self, BinaryOp::Maximum { .. });
-                // Share of the gradient that goes to lhs: 1 where it wins, ½ on ties.
-                let share = lhs.to_tensor().zip(&rhs.to_tensor(), |a, b| {
-                    let wins = if max { a > b } else { a < b };
-                    if wins {
-                        T::one()
-                    } else if a == b {
-                        T::of(0.5)
-                    } else {
-                        T::zero()
-                    }
-                });
+                let (a, b) = (lhs.to_tensor(), rhs.to_tensor());
                 if cx.needs(0) {
+                    let share = a.zip(&b, |a, b| share_of_extremum(max, a, b));
                     cx.send(0, g.mul_fn_of(&share, |s| s).into_sum_to(lhs.shape()));
                 }
                 if cx.needs(1) {
-                    let db = g.mul_fn_of(&share, |s| T::one() - s);
-                    cx.send(1, db.into_sum_to(rhs.shape()));
+                    let share = a.zip(&b, |a, b| share_of_extremum(max, b, a));
+                    cx.send(1, g.mul_fn_of(&share, |s| s).into_sum_to(rhs.shape()));
                 }
             }
         }
+    }
+}
+
+/// The share of the gradient of `maximum(x, other)` (`max`) or `minimum(x, other)` that
+/// goes to `x`: 1 where `x` wins, ½ on a tie, 0 where it loses — and 1 where the two are
+/// unordered (a NaN), as PyTorch does: the result is NaN, and neither operand lost.
+fn share_of_extremum<T: Element>(max: bool, x: T, other: T) -> T {
+    let (wins, loses) = if max {
+        (x > other, x < other)
+    } else {
+        (x < other, x > other)
+    };
+    if loses {
+        T::zero()
+    } else if x == other {
+        T::of(0.5)
+    } else {
+        debug_assert!(wins || x.is_nan() || other.is_nan());
+        T::one()
     }
 }
 
@@ -180,43 +193,39 @@ impl<T: Element> Tensor<T> {
     /// `f(a, b)` elementwise with broadcasting (no shape check beyond broadcasting).
     #[track_caller]
     pub(crate) fn zip(&self, rhs: &Tensor<T>, f: impl Fn(T, T) -> T) -> Tensor<T> {
-        let shape = or_panic(broadcast_shapes("zip", self.shape(), rhs.shape()));
-        let data = zip_broadcast(
-            self.data(),
-            self.shape(),
-            rhs.data(),
-            rhs.shape(),
-            &shape,
-            f,
-        );
-        Tensor::from_parts(data, shape)
+        or_panic(self.try_zip("zip", rhs, f))
+    }
+
+    /// `f(a, b)` elementwise with broadcasting, as op `op`.
+    #[track_caller]
+    fn try_zip(
+        &self,
+        op: &'static str,
+        rhs: &Tensor<T>,
+        f: impl Fn(T, T) -> T,
+    ) -> Result<Tensor<T>> {
+        let shape = broadcast_shapes(op, self.shape(), rhs.shape())?;
+        if let (Some(a), Some(b)) = (self.as_one(), rhs.as_one()) {
+            // One element each: no buffer at all.
+            return Ok(Tensor::one(f(a, b), shape));
+        }
+        let out = output_buffer(op, &shape)?;
+        let (a, sa, b, sb) = (self.data(), self.shape(), rhs.data(), rhs.shape());
+        let data = zip_broadcast(a, sa, b, sb, &shape, out, f);
+        Ok(Tensor::from_parts(data, shape))
     }
 
     #[track_caller]
     fn binary_op(&self, rhs: &Tensor<T>, kind: BinaryKind) -> Result<Tensor<T>> {
-        let shape = broadcast_shapes(kind.name(), self.shape(), rhs.shape())?;
-        if let (Some(a), Some(b)) = (self.as_one(), rhs.as_one()) {
-            // One element each: no buffer at all.
-            let v = match kind {
-                BinaryKind::Add => a + b,
-                BinaryKind::Sub => a - b,
-                BinaryKind::Mul => a * b,
-                BinaryKind::Div => a / b,
-                BinaryKind::Maximum => a.max(b),
-                BinaryKind::Minimum => a.min(b),
-            };
-            return Ok(Tensor::one(v, shape));
+        let op = kind.name();
+        match kind {
+            BinaryKind::Add => self.try_zip(op, rhs, |x, y| x + y),
+            BinaryKind::Sub => self.try_zip(op, rhs, |x, y| x - y),
+            BinaryKind::Mul => self.try_zip(op, rhs, |x, y| x * y),
+            BinaryKind::Div => self.try_zip(op, rhs, |x, y| x / y),
+            BinaryKind::Maximum => self.try_zip(op, rhs, nan_max),
+            BinaryKind::Minimum => self.try_zip(op, rhs, nan_min),
         }
-        let (a, sa, b, sb) = (self.data(), self.shape(), rhs.data(), rhs.shape());
-        let data = match kind {
-            BinaryKind::Add => zip_broadcast(a, sa, b, sb, &shape, |x, y| x + y),
-            BinaryKind::Sub => zip_broadcast(a, sa, b, sb, &shape, |x, y| x - y),
-            BinaryKind::Mul => zip_broadcast(a, sa, b, sb, &shape, |x, y| x * y),
-            BinaryKind::Div => zip_broadcast(a, sa, b, sb, &shape, |x, y| x / y),
-            BinaryKind::Maximum => zip_broadcast(a, sa, b, sb, &shape, |x, y| x.max(y)),
-            BinaryKind::Minimum => zip_broadcast(a, sa, b, sb, &shape, |x, y| x.min(y)),
-        };
-        Ok(Tensor::from_parts(data, shape))
     }
 
     /// `self + rhs` with broadcasting.
@@ -239,7 +248,8 @@ impl<T: Element> Tensor<T> {
     pub fn try_div(&self, rhs: &Tensor<T>) -> Result<Tensor<T>> {
         self.binary_op(rhs, BinaryKind::Div)
     }
-    /// Elementwise maximum with broadcasting.
+    /// Elementwise maximum with broadcasting; NaN where either operand is NaN (as in
+    /// PyTorch).
     #[track_caller]
     pub fn try_maximum(&self, rhs: &Tensor<T>) -> Result<Tensor<T>> {
         self.binary_op(rhs, BinaryKind::Maximum)
@@ -249,7 +259,7 @@ impl<T: Element> Tensor<T> {
     pub fn maximum(&self, rhs: &Tensor<T>) -> Tensor<T> {
         or_panic(self.try_maximum(rhs))
     }
-    /// Elementwise minimum with broadcasting.
+    /// Elementwise minimum with broadcasting; NaN where either operand is NaN.
     #[track_caller]
     pub fn try_minimum(&self, rhs: &Tensor<T>) -> Result<Tensor<T>> {
         self.binary_op(rhs, BinaryKind::Minimum)
@@ -299,7 +309,8 @@ impl<'t, T: Element> Var<'t, T> {
     pub fn try_div(&self, rhs: &Var<'t, T>) -> Result<Var<'t, T>> {
         self.binary_op(rhs, BinaryKind::Div)
     }
-    /// Elementwise maximum with broadcasting; on ties the gradient is split in half.
+    /// Elementwise maximum with broadcasting; on ties the gradient is split in half. NaN
+    /// where either operand is NaN, and then both receive the gradient (as in PyTorch).
     #[track_caller]
     pub fn try_maximum(&self, rhs: &Var<'t, T>) -> Result<Var<'t, T>> {
         self.binary_op(rhs, BinaryKind::Maximum)
@@ -309,7 +320,8 @@ impl<'t, T: Element> Var<'t, T> {
     pub fn maximum(&self, rhs: &Var<'t, T>) -> Var<'t, T> {
         or_panic(self.try_maximum(rhs))
     }
-    /// Elementwise minimum with broadcasting; on ties the gradient is split in half.
+    /// Elementwise minimum with broadcasting; on ties the gradient is split in half. NaN
+    /// where either operand is NaN, and then both receive the gradient.
     #[track_caller]
     pub fn try_minimum(&self, rhs: &Var<'t, T>) -> Result<Var<'t, T>> {
         self.binary_op(rhs, BinaryKind::Minimum)

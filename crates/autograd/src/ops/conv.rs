@@ -27,11 +27,11 @@
 use super::{Algebra, Op};
 use crate::element::Element;
 use crate::error::{Caller, Error, Result, or_panic};
-use crate::kernels::conv::{Conv2dGeometry, col2im_add, im2col, out_len};
+use crate::kernels::conv::{Conv2dGeometry, col2im_add, im2col, out_len, padded_len};
 use crate::kernels::matmul::{Operand, gemm_threads, num_threads};
-use crate::shape::{Shape, numel};
+use crate::shape::{Shape, checked_len, numel};
 use crate::tape::{Lift, Var, Vjp};
-use crate::tensor::Tensor;
+use crate::tensor::{Tensor, output_buffer};
 use std::sync::Arc;
 
 /// A recorded convolution or pooling.
@@ -174,6 +174,12 @@ fn window_output(
         ));
     }
     let (h, w) = (input[2], input[3]);
+    if padded_len(h, padding.0).is_none() || padded_len(w, padding.1).is_none() {
+        return Err(invalid(
+            op,
+            format!("padding {padding:?} makes the input {input:?} too large to address"),
+        ));
+    }
     match (
         out_len(h, kernel.0, stride.0, padding.0),
         out_len(w, kernel.1, stride.1, padding.1),
@@ -189,9 +195,45 @@ fn window_output(
     }
 }
 
-/// Checks a convolution of `x` `[N, C, H, W]` by `w` `[O, C, kh, kw]`.
+/// Refuses an input with no rows or no columns (PyTorch's rule: only the batch and the
+/// channels may be empty).
 #[track_caller]
-fn conv2d_geometry(
+fn check_spatial(op: &'static str, x: &[usize]) -> Result<()> {
+    if x[2] == 0 || x[3] == 0 {
+        return Err(invalid(
+            op,
+            format!("the input {x:?} has no rows or no columns (only N and C may be 0)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks, with checked arithmetic, that every buffer of a convolution can be addressed:
+/// input, weight, output, and one image's column matrix `[C·kh·kw, OH·OW]`, whose size no
+/// tensor bounds (a large kernel with a large padding). Then no product of the geometry's
+/// sizes computed by the kernels overflows.
+#[track_caller]
+fn check_conv_sizes<T>(op: &'static str, g: &Conv2dGeometry) -> Result<()> {
+    checked_len::<T>(op, &g.input_shape())?;
+    checked_len::<T>(op, &g.weight_shape())?;
+    checked_len::<T>(op, &g.output_shape())?;
+    checked_len::<T>(op, &cols_shape(g))?;
+    Ok(())
+}
+
+/// The shape of one image's column matrix, `[C·kh·kw, OH·OW]` (for a geometry whose
+/// weight and output shapes are checked, so that both products fit).
+fn cols_shape(g: &Conv2dGeometry) -> [usize; 2] {
+    [g.col_rows(), g.out_positions()]
+}
+
+/// Checks a convolution of `x` `[N, C, H, W]` by `w` `[O, C, kh, kw]` with elements of `T`.
+///
+/// Zero sizes follow PyTorch: an empty batch gives an empty output, zero input channels
+/// give the bias (zeros without one); no rows or columns, or no output channels, are
+/// errors.
+#[track_caller]
+fn conv2d_geometry<T>(
     op: &'static str,
     x: &[usize],
     w: &[usize],
@@ -209,9 +251,16 @@ fn conv2d_geometry(
             ),
         ));
     }
+    if w[0] == 0 {
+        return Err(invalid(
+            op,
+            format!("the weight {w:?} has no output channels"),
+        ));
+    }
+    check_spatial(op, x)?;
     let kernel = (w[2], w[3]);
     let out_hw = window_output(op, x, kernel, stride, padding)?;
-    Ok(Conv2dGeometry {
+    let geom = Conv2dGeometry {
         batch: x[0],
         in_channels: x[1],
         in_hw: (x[2], x[3]),
@@ -220,7 +269,9 @@ fn conv2d_geometry(
         stride,
         padding,
         out_hw,
-    })
+    };
+    check_conv_sizes::<T>(op, &geom)?;
+    Ok(geom)
 }
 
 #[track_caller]
@@ -252,9 +303,10 @@ fn check_output(op: &'static str, g: &[usize], geom: &Conv2dGeometry) -> Result<
 }
 
 /// The geometry of a pooling window over `x` `[N, C, H, W]`, as a per-channel convolution
-/// (`out_channels = C`).
+/// (`out_channels = C`). An empty batch gives an empty output; no channels, rows or
+/// columns are errors (PyTorch's rules).
 #[track_caller]
-fn pool_geometry(
+fn pool_geometry<T>(
     op: &'static str,
     x: &[usize],
     kernel: (usize, usize),
@@ -262,6 +314,12 @@ fn pool_geometry(
     padding: (usize, usize),
 ) -> Result<Conv2dGeometry> {
     check_rank4(op, x, "an input of rank 4 [N, C, H, W]")?;
+    if x[1] == 0 || x[2] == 0 || x[3] == 0 {
+        return Err(invalid(
+            op,
+            format!("the input {x:?} is empty (only the batch N may be 0)"),
+        ));
+    }
     if padding.0 > kernel.0 / 2 || padding.1 > kernel.1 / 2 {
         return Err(invalid(
             op,
@@ -269,7 +327,7 @@ fn pool_geometry(
         ));
     }
     let out_hw = window_output(op, x, kernel, stride, padding)?;
-    Ok(Conv2dGeometry {
+    let geom = Conv2dGeometry {
         batch: x[0],
         in_channels: x[1],
         in_hw: (x[2], x[3]),
@@ -278,7 +336,9 @@ fn pool_geometry(
         stride,
         padding,
         out_hw,
-    })
+    };
+    checked_len::<T>(op, &geom.output_shape())?;
+    Ok(geom)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -302,7 +362,11 @@ struct BatchPlan {
 impl BatchPlan {
     /// Every thread the kernels may use, for convolutions large enough to be worth it.
     fn new(geom: &Conv2dGeometry) -> Self {
-        let work = geom.batch * geom.out_channels * geom.col_rows() * geom.out_positions();
+        let work = geom
+            .batch
+            .saturating_mul(geom.out_channels)
+            .saturating_mul(geom.col_rows())
+            .saturating_mul(geom.out_positions());
         let threads = num_threads();
         let workers = if work >= PARALLEL_MIN_WORK {
             threads
@@ -325,22 +389,60 @@ impl BatchPlan {
         }
     }
 
-    /// Calls `f(first image, chunk)` for each worker's images and its chunk of `out`
-    /// (`per_worker` elements each), in parallel when there are several workers.
-    fn run<T: Send>(&self, out: &mut [T], per_worker: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    /// One column-matrix buffer per worker (none needed for a pointwise convolution),
+    /// allocated before any work starts: a column matrix too large for memory is an error
+    /// naming `op`, not an abort in a worker thread.
+    #[track_caller]
+    fn cols_buffers<T: Element>(
+        &self,
+        op: &'static str,
+        geom: &Conv2dGeometry,
+    ) -> Result<Vec<Vec<T>>> {
+        let shape: &[usize] = if geom.is_pointwise() {
+            &[0]
+        } else {
+            &cols_shape(geom)
+        };
+        let mut buffers = Vec::with_capacity(self.workers);
+        for _ in 0..self.workers {
+            // (A loop, not a closure: `output_buffer` names the caller's line.)
+            let mut cols = output_buffer(op, shape)?;
+            cols.resize(numel(shape), T::zero());
+            buffers.push(cols);
+        }
+        Ok(buffers)
+    }
+
+    /// Calls `f(first image, chunk, scratch)` for each worker's images, its chunk of `out`
+    /// (`per_worker` elements each) and its own scratch buffer (`scratch[worker]`), in
+    /// parallel when there are several workers.
+    fn run<T: Send>(
+        &self,
+        out: &mut [T],
+        per_worker: usize,
+        scratch: &mut [Vec<T>],
+        f: impl Fn(usize, &mut [T], &mut [T]) + Sync,
+    ) {
+        debug_assert_eq!(scratch.len(), self.workers);
+        let Some((first_scratch, other_scratch)) = scratch.split_first_mut() else {
+            return;
+        };
         if self.workers <= 1 || per_worker == 0 {
-            f(0, out);
+            f(0, out, first_scratch);
             return;
         }
         std::thread::scope(|s| {
-            let mut chunks = out.chunks_mut(per_worker).enumerate();
+            let mut chunks = out
+                .chunks_mut(per_worker)
+                .enumerate()
+                .zip(std::iter::once(first_scratch).chain(other_scratch.iter_mut()));
             let first = chunks.next();
-            for (i, chunk) in chunks {
+            for ((i, chunk), cols) in chunks {
                 let f = &f;
-                s.spawn(move || f(i * self.images_per_worker, chunk));
+                s.spawn(move || f(i * self.images_per_worker, chunk, cols));
             }
-            if let Some((_, chunk)) = first {
-                f(0, chunk); // the calling thread takes the first share
+            if let Some(((_, chunk), cols)) = first {
+                f(0, chunk, cols); // the calling thread takes the first share
             }
         });
     }
@@ -364,16 +466,6 @@ fn weight_operand<'a, T>(w: &'a [T], geom: &Conv2dGeometry, transposed: bool) ->
             transposed: false,
         }
     }
-}
-
-/// A buffer for one image's column matrix (none needed for a pointwise convolution).
-fn cols_buffer<T: Element>(geom: &Conv2dGeometry) -> Vec<T> {
-    let len = if geom.is_pointwise() {
-        0
-    } else {
-        geom.col_rows() * geom.out_positions()
-    };
-    vec![T::zero(); len]
 }
 
 /// The column matrix of image `n`: the image itself for a pointwise convolution, else
@@ -405,30 +497,36 @@ fn output_operand<'a, T>(g: &'a [T], n: usize, geom: &Conv2dGeometry) -> Operand
 }
 
 /// `y = x ⋆ w (+ b)`: per image, `W · im2col(xₙ)` with the bias accumulated in place.
+#[track_caller]
 pub(crate) fn conv2d<T: Element>(
     x: &Tensor<T>,
     w: &Tensor<T>,
     bias: Option<&Tensor<T>>,
     geom: &Conv2dGeometry,
-) -> Tensor<T> {
+) -> Result<Tensor<T>> {
     conv2d_planned(x, w, bias, geom, BatchPlan::new(geom))
 }
 
+#[track_caller]
 fn conv2d_planned<T: Element>(
     x: &Tensor<T>,
     w: &Tensor<T>,
     bias: Option<&Tensor<T>>,
     geom: &Conv2dGeometry,
     plan: BatchPlan,
-) -> Tensor<T> {
+) -> Result<Tensor<T>> {
+    let op = "conv2d";
     let (o, k, p) = (geom.out_channels, geom.col_rows(), geom.out_positions());
-    let mut out = vec![T::zero(); geom.batch * o * p];
+    let shape = geom.output_shape();
+    let mut out = output_buffer(op, &shape)?;
+    out.resize(numel(&shape), T::zero());
     if !out.is_empty() {
-        plan.run(&mut out, plan.images_per_worker * o * p, |first, chunk| {
-            let mut cols = cols_buffer(geom);
+        let mut cols = plan.cols_buffers(op, geom)?;
+        let per_worker = plan.images_per_worker * o * p;
+        plan.run(&mut out, per_worker, &mut cols, |first, chunk, cols| {
             for (n, y) in (first..).zip(chunk.chunks_exact_mut(o * p)) {
                 let rhs = Operand {
-                    data: columns_of(x.data(), n, geom, &mut cols),
+                    data: columns_of(x.data(), n, geom, cols),
                     rows: k,
                     cols: p,
                     transposed: false,
@@ -443,29 +541,35 @@ fn conv2d_planned<T: Element>(
             }
         });
     }
-    Tensor::from_parts(out, Shape::from_slice(&geom.output_shape()))
+    Ok(Tensor::from_parts(out, Shape::from_slice(&shape)))
 }
 
 /// `x̄ₙ = col2im(Wᵀ · Gₙ)`: the gradient of `⟨G, x ⋆ w⟩` with respect to `x`.
+#[track_caller]
 pub(crate) fn conv2d_input_grad<T: Element>(
     g: &Tensor<T>,
     w: &Tensor<T>,
     geom: &Conv2dGeometry,
-) -> Tensor<T> {
+) -> Result<Tensor<T>> {
     conv2d_input_grad_planned(g, w, geom, BatchPlan::new(geom))
 }
 
+#[track_caller]
 fn conv2d_input_grad_planned<T: Element>(
     g: &Tensor<T>,
     w: &Tensor<T>,
     geom: &Conv2dGeometry,
     plan: BatchPlan,
-) -> Tensor<T> {
+) -> Result<Tensor<T>> {
+    let op = "conv2d_input_grad";
     let len = geom.image_len();
-    let mut dx = vec![T::zero(); geom.batch * len];
+    let shape = geom.input_shape();
+    let mut dx = output_buffer(op, &shape)?;
+    dx.resize(numel(&shape), T::zero());
     if !dx.is_empty() {
-        plan.run(&mut dx, plan.images_per_worker * len, |first, chunk| {
-            let mut cols = cols_buffer(geom);
+        let mut cols = plan.cols_buffers(op, geom)?;
+        let per_worker = plan.images_per_worker * len;
+        plan.run(&mut dx, per_worker, &mut cols, |first, chunk, cols| {
             for (n, dxn) in (first..).zip(chunk.chunks_exact_mut(len)) {
                 let (wt, gn) = (
                     weight_operand(w.data(), geom, true),
@@ -474,41 +578,48 @@ fn conv2d_input_grad_planned<T: Element>(
                 if geom.is_pointwise() {
                     gemm_threads(wt, gn, dxn, false, plan.gemm_threads);
                 } else {
-                    gemm_threads(wt, gn, &mut cols, false, plan.gemm_threads);
-                    col2im_add(&cols, geom, dxn);
+                    gemm_threads(wt, gn, cols, false, plan.gemm_threads);
+                    col2im_add(cols, geom, dxn);
                 }
             }
         });
     }
-    Tensor::from_parts(dx, Shape::from_slice(&geom.input_shape()))
+    Ok(Tensor::from_parts(dx, Shape::from_slice(&shape)))
 }
 
 /// `W̄ = Σₙ Gₙ · im2col(xₙ)ᵀ`: the gradient of `⟨G, x ⋆ w⟩` with respect to `w`. With
 /// several workers each sums its images into its own partial `W̄`, and the partials are
 /// added at the end.
+#[track_caller]
 pub(crate) fn conv2d_weight_grad<T: Element>(
     g: &Tensor<T>,
     x: &Tensor<T>,
     geom: &Conv2dGeometry,
-) -> Tensor<T> {
+) -> Result<Tensor<T>> {
     conv2d_weight_grad_planned(g, x, geom, BatchPlan::new(geom))
 }
 
+#[track_caller]
 fn conv2d_weight_grad_planned<T: Element>(
     g: &Tensor<T>,
     x: &Tensor<T>,
     geom: &Conv2dGeometry,
     plan: BatchPlan,
-) -> Tensor<T> {
+) -> Result<Tensor<T>> {
+    let op = "conv2d_weight_grad";
     let (o, k, p) = (geom.out_channels, geom.col_rows(), geom.out_positions());
-    let mut partials = vec![T::zero(); plan.workers * o * k];
+    let shape = geom.weight_shape();
+    // One partial W̄ per worker: `[workers, O, C·kh·kw]`.
+    let partials_shape = [plan.workers, o, k];
+    let mut partials = output_buffer(op, &partials_shape)?;
+    partials.resize(numel(&partials_shape), T::zero());
     if !partials.is_empty() {
-        plan.run(&mut partials, o * k, |first, dw| {
-            let mut cols = cols_buffer(geom);
+        let mut cols = plan.cols_buffers(op, geom)?;
+        plan.run(&mut partials, o * k, &mut cols, |first, dw, cols| {
             let last = (first + plan.images_per_worker).min(geom.batch);
             for n in first..last {
                 let cols_t = Operand {
-                    data: columns_of(x.data(), n, geom, &mut cols),
+                    data: columns_of(x.data(), n, geom, cols),
                     rows: p,
                     cols: k,
                     transposed: true,
@@ -525,17 +636,26 @@ fn conv2d_weight_grad_planned<T: Element>(
         }
     }
     partials.truncate(o * k);
-    Tensor::from_parts(partials, Shape::from_slice(&geom.weight_shape()))
+    Ok(Tensor::from_parts(partials, Shape::from_slice(&shape)))
 }
 
-/// Max over each window, and the row-major input position of each maximum.
-fn max_pool2d<T: Element>(x: &Tensor<T>, geom: &Conv2dGeometry) -> (Tensor<T>, Arc<[usize]>) {
+/// Max over each window, and the row-major input position of each maximum. A NaN in a
+/// window is its maximum, at the window's last NaN (PyTorch's CPU kernel updates on every
+/// NaN it meets); otherwise the first of equal maxima.
+#[track_caller]
+fn max_pool2d<T: Element>(
+    x: &Tensor<T>,
+    geom: &Conv2dGeometry,
+) -> Result<(Tensor<T>, Arc<[usize]>)> {
     let ((h, w), (oh, ow)) = (geom.in_hw, geom.out_hw);
     let ((kh, kw), (sh, sw), (ph, pw)) = (geom.kernel, geom.stride, geom.padding);
     let planes = geom.batch * geom.in_channels;
-    let mut values = Vec::with_capacity(planes * oh * ow);
-    let mut argmax = Vec::with_capacity(planes * oh * ow);
-    // The window of output `o` along an axis, clipped to the input.
+    let shape = geom.output_shape();
+    let mut values = output_buffer("max_pool2d", &shape)?;
+    let mut argmax = output_buffer("max_pool2d", &shape)?;
+    // The window of output `o` along an axis, clipped to the input: never empty, since the
+    // padding is at most half the kernel and the input is not empty (`pool_geometry`).
+    // `o·s + k ≤ len + 2·pad` fits: `o < (len + 2·pad − k)/s + 1`.
     let span = |o: usize, s: usize, p: usize, k: usize, len: usize| {
         let start = (o * s).saturating_sub(p);
         (start, (o * s + k).saturating_sub(p).min(len))
@@ -547,11 +667,15 @@ fn max_pool2d<T: Element>(x: &Tensor<T>, geom: &Conv2dGeometry) -> (Tensor<T>, A
             let (r0, r1) = span(i, sh, ph, kh, h);
             for j in 0..ow {
                 let (c0, c1) = span(j, sw, pw, kw, w);
-                let (mut best, mut at) = (data[r0 * w + c0], r0 * w + c0);
-                for r in r0..r1 {
-                    for c in c0..c1 {
+                // Scanned backwards: `>=` then ends on the first of equal maxima, and the
+                // first NaN met is the window's last (PyTorch's choices, at the cost of
+                // one comparison per element).
+                let last = (r1 - 1) * w + c1 - 1;
+                let (mut best, mut at) = (data[last], last);
+                for r in (r0..r1).rev() {
+                    for c in (c0..c1).rev() {
                         let v = data[r * w + c];
-                        if v > best || (best.is_nan() && !v.is_nan()) {
+                        if v >= best || (v.is_nan() && !best.is_nan()) {
                             best = v;
                             at = r * w + c;
                         }
@@ -562,25 +686,31 @@ fn max_pool2d<T: Element>(x: &Tensor<T>, geom: &Conv2dGeometry) -> (Tensor<T>, A
             }
         }
     }
-    let shape = Shape::from_slice(&geom.output_shape());
-    (Tensor::from_parts(values, shape), argmax.into())
+    let shape = Shape::from_slice(&shape);
+    Ok((Tensor::from_parts(values, shape), argmax.into()))
 }
 
-/// The constant kernel `1/(kh·kw)` that makes a per-channel convolution an average.
-fn averaging_kernel<T: Element>(kernel: (usize, usize)) -> Tensor<T> {
-    let n = T::of((kernel.0 * kernel.1) as f64);
-    Tensor::full(&[1, 1, kernel.0, kernel.1], T::one() / n)
+/// The constant kernel `1/(kh·kw)` that makes a per-channel convolution an average
+/// (allocated for `op`: a kernel too large for memory is an error).
+#[track_caller]
+fn averaging_kernel<T: Element>(op: &'static str, kernel: (usize, usize)) -> Result<Tensor<T>> {
+    let n = T::of(kernel.0 as f64 * kernel.1 as f64);
+    Tensor::filled(op, &[1, 1, kernel.0, kernel.1], T::one() / n)
 }
 
 /// Average pooling seen as a convolution of `N·C` one-channel images by
-/// [`averaging_kernel`]: the geometry of that convolution.
-fn single_channel(geom: &Conv2dGeometry) -> Conv2dGeometry {
-    Conv2dGeometry {
+/// [`averaging_kernel`]: the geometry of that convolution, checked like a convolution's
+/// (its kernel and column matrix are real buffers).
+#[track_caller]
+fn single_channel<T>(op: &'static str, geom: &Conv2dGeometry) -> Result<Conv2dGeometry> {
+    let one = Conv2dGeometry {
         batch: geom.batch * geom.in_channels,
         in_channels: 1,
         out_channels: 1,
         ..*geom
-    }
+    };
+    check_conv_sizes::<T>(op, &one)?;
+    Ok(one)
 }
 
 impl<T: Element> Tensor<T> {
@@ -604,9 +734,9 @@ impl<T: Element> Tensor<T> {
         stride: (usize, usize),
         padding: (usize, usize),
     ) -> Result<Tensor<T>> {
-        let geom = conv2d_geometry("conv2d", self.shape(), w.shape(), stride, padding)?;
+        let geom = conv2d_geometry::<T>("conv2d", self.shape(), w.shape(), stride, padding)?;
         check_bias("conv2d", bias.map(Tensor::shape), geom.out_channels)?;
-        Ok(conv2d(self, w, bias, &geom))
+        conv2d(self, w, bias, &geom)
     }
     /// [`Tensor::try_conv2d`]; panics with its error.
     #[track_caller]
@@ -639,9 +769,9 @@ impl<T: Element> Tensor<T> {
         )?;
         check_rank4(op, w.shape(), "a weight of rank 4 [O, C, kh, kw]")?;
         let x = [self.shape()[0], w.shape()[1], input_hw.0, input_hw.1];
-        let geom = conv2d_geometry(op, &x, w.shape(), stride, padding)?;
+        let geom = conv2d_geometry::<T>(op, &x, w.shape(), stride, padding)?;
         check_output(op, self.shape(), &geom)?;
-        Ok(conv2d_input_grad(self, w, &geom))
+        conv2d_input_grad(self, w, &geom)
     }
     /// [`Tensor::try_conv2d_input_grad`]; panics with its error.
     #[track_caller]
@@ -674,9 +804,9 @@ impl<T: Element> Tensor<T> {
         )?;
         check_rank4(op, x.shape(), "an input of rank 4 [N, C, H, W]")?;
         let w = [self.shape()[1], x.shape()[1], kernel.0, kernel.1];
-        let geom = conv2d_geometry(op, x.shape(), &w, stride, padding)?;
+        let geom = conv2d_geometry::<T>(op, x.shape(), &w, stride, padding)?;
         check_output(op, self.shape(), &geom)?;
-        Ok(conv2d_weight_grad(self, x, &geom))
+        conv2d_weight_grad(self, x, &geom)
     }
     /// [`Tensor::try_conv2d_weight_grad`]; panics with its error.
     #[track_caller]
@@ -699,8 +829,8 @@ impl<T: Element> Tensor<T> {
         stride: (usize, usize),
         padding: (usize, usize),
     ) -> Result<Tensor<T>> {
-        let geom = pool_geometry("max_pool2d", self.shape(), kernel, stride, padding)?;
-        Ok(max_pool2d(self, &geom).0)
+        let geom = pool_geometry::<T>("max_pool2d", self.shape(), kernel, stride, padding)?;
+        Ok(max_pool2d(self, &geom)?.0)
     }
     /// [`Tensor::try_max_pool2d`]; panics with its error.
     #[track_caller]
@@ -722,10 +852,11 @@ impl<T: Element> Tensor<T> {
         stride: (usize, usize),
         padding: (usize, usize),
     ) -> Result<Tensor<T>> {
-        let geom = pool_geometry("avg_pool2d", self.shape(), kernel, stride, padding)?;
-        let one = single_channel(&geom);
+        let op = "avg_pool2d";
+        let geom = pool_geometry::<T>(op, self.shape(), kernel, stride, padding)?;
+        let one = single_channel::<T>(op, &geom)?;
         let x = self.with_shape(&one.input_shape());
-        let y = conv2d(&x, &averaging_kernel(kernel), None, &one);
+        let y = conv2d(&x, &averaging_kernel(op, kernel)?, None, &one)?;
         Ok(y.with_shape(&geom.output_shape()))
     }
     /// [`Tensor::try_avg_pool2d`]; panics with its error.
@@ -757,7 +888,7 @@ impl<T: Element> Tensor<T> {
     }
 }
 
-/// Records `x ⋆ w (+ bias)` for a checked geometry.
+/// Records `x ⋆ w (+ bias)` for a checked geometry (in a backward rule).
 #[track_caller]
 pub(crate) fn var_conv2d<'t, T: Element>(
     x: &Var<'t, T>,
@@ -765,7 +896,18 @@ pub(crate) fn var_conv2d<'t, T: Element>(
     bias: Option<&Var<'t, T>>,
     geom: &Conv2dGeometry,
 ) -> Var<'t, T> {
-    let value = conv2d(&x.value, &w.value, bias.map(|b| &b.value), geom);
+    or_panic(try_var_conv2d(x, w, bias, geom))
+}
+
+/// Computes and records `x ⋆ w (+ bias)` for a checked geometry.
+#[track_caller]
+fn try_var_conv2d<'t, T: Element>(
+    x: &Var<'t, T>,
+    w: &Var<'t, T>,
+    bias: Option<&Var<'t, T>>,
+    geom: &Conv2dGeometry,
+) -> Result<Var<'t, T>> {
+    let value = conv2d(&x.value, &w.value, bias.map(|b| &b.value), geom)?;
     let op = || {
         Op::Conv(Box::new(ConvOp::Conv2d {
             x: x.value.clone(),
@@ -773,19 +915,20 @@ pub(crate) fn var_conv2d<'t, T: Element>(
             geom: *geom,
         }))
     };
-    match bias {
+    Ok(match bias {
         Some(b) => x.tape.record(&[x, w, b], value, op),
         None => x.tape.record(&[x, w], value, op),
-    }
+    })
 }
 
 /// Records the input gradient of a convolution (used by recorded backward).
+#[track_caller]
 pub(crate) fn var_conv2d_input_grad<'t, T: Element>(
     g: &Var<'t, T>,
     w: &Var<'t, T>,
     geom: &Conv2dGeometry,
 ) -> Var<'t, T> {
-    let value = conv2d_input_grad(&g.value, &w.value, geom);
+    let value = or_panic(conv2d_input_grad(&g.value, &w.value, geom));
     g.tape.record(&[g, w], value, || {
         Op::Conv(Box::new(ConvOp::InputGrad {
             g: g.value.clone(),
@@ -796,12 +939,13 @@ pub(crate) fn var_conv2d_input_grad<'t, T: Element>(
 }
 
 /// Records the weight gradient of a convolution (used by recorded backward).
+#[track_caller]
 pub(crate) fn var_conv2d_weight_grad<'t, T: Element>(
     g: &Var<'t, T>,
     x: &Var<'t, T>,
     geom: &Conv2dGeometry,
 ) -> Var<'t, T> {
-    let value = conv2d_weight_grad(&g.value, &x.value, geom);
+    let value = or_panic(conv2d_weight_grad(&g.value, &x.value, geom));
     g.tape.record(&[g, x], value, || {
         Op::Conv(Box::new(ConvOp::WeightGrad {
             g: g.value.clone(),
@@ -838,9 +982,9 @@ impl<'t, T: Element> Var<'t, T> {
         if let Some(b) = bias {
             self.same_tape("conv2d", &[b])?;
         }
-        let geom = conv2d_geometry("conv2d", self.shape(), w.shape(), stride, padding)?;
+        let geom = conv2d_geometry::<T>("conv2d", self.shape(), w.shape(), stride, padding)?;
         check_bias("conv2d", bias.map(Var::shape), geom.out_channels)?;
-        Ok(var_conv2d(self, w, bias, &geom))
+        try_var_conv2d(self, w, bias, &geom)
     }
     /// [`Var::try_conv2d`]; panics with its error.
     #[track_caller]
@@ -863,8 +1007,8 @@ impl<'t, T: Element> Var<'t, T> {
         stride: (usize, usize),
         padding: (usize, usize),
     ) -> Result<Var<'t, T>> {
-        let geom = pool_geometry("max_pool2d", self.shape(), kernel, stride, padding)?;
-        let (value, argmax) = max_pool2d(&self.value, &geom);
+        let geom = pool_geometry::<T>("max_pool2d", self.shape(), kernel, stride, padding)?;
+        let (value, argmax) = max_pool2d(&self.value, &geom)?;
         Ok(self.tape.record(&[self], value, || {
             Op::Conv(Box::new(ConvOp::MaxPool2d {
                 input: self.shape().into(),
@@ -893,11 +1037,12 @@ impl<'t, T: Element> Var<'t, T> {
         stride: (usize, usize),
         padding: (usize, usize),
     ) -> Result<Var<'t, T>> {
-        let geom = pool_geometry("avg_pool2d", self.shape(), kernel, stride, padding)?;
-        let one = single_channel(&geom);
+        let op = "avg_pool2d";
+        let geom = pool_geometry::<T>(op, self.shape(), kernel, stride, padding)?;
+        let one = single_channel::<T>(op, &geom)?;
         let x = self.try_reshape(&one.input_shape())?;
-        let w = self.tape.constant(averaging_kernel(kernel));
-        var_conv2d(&x, &w, None, &one).try_reshape(&geom.output_shape())
+        let w = self.tape.constant(averaging_kernel(op, kernel)?);
+        try_var_conv2d(&x, &w, None, &one)?.try_reshape(&geom.output_shape())
     }
     /// [`Var::try_avg_pool2d`]; panics with its error.
     #[track_caller]
@@ -930,8 +1075,8 @@ impl<'t, T: Element> Var<'t, T> {
 #[cfg(test)]
 mod tests {
     use super::{
-        BatchPlan, conv2d_geometry, conv2d_input_grad_planned, conv2d_planned,
-        conv2d_weight_grad_planned, var_conv2d_input_grad, var_conv2d_weight_grad,
+        BatchPlan, Conv2dGeometry, check_conv_sizes, conv2d_geometry, conv2d_input_grad_planned,
+        conv2d_planned, conv2d_weight_grad_planned, var_conv2d_input_grad, var_conv2d_weight_grad,
     };
     use crate::gradcheck::{check, check_second_order};
     use crate::{Error, Tape, Tensor, seeded_rng};
@@ -1021,7 +1166,7 @@ mod tests {
         for (k, &(xs, ws, stride, padding, _)) in CASES.iter().enumerate() {
             let mut xs = xs;
             xs[0] = 5; // 5 images over 1, 2, 3 and 4 workers: uneven shares
-            let geom = conv2d_geometry("test", &xs, &ws, stride, padding).unwrap();
+            let geom = conv2d_geometry::<f64>("test", &xs, &ws, stride, padding).unwrap();
             let seed = 700 + 10 * k as u64;
             let (x, w, b) = (
                 rand(&xs, seed),
@@ -1030,15 +1175,15 @@ mod tests {
             );
             let g = rand(&geom.output_shape(), seed + 3);
             let one = BatchPlan::with_workers(&geom, 1, 1);
-            let y = conv2d_planned(&x, &w, Some(&b), &geom, one);
-            let dx = conv2d_input_grad_planned(&g, &w, &geom, one);
-            let dw = conv2d_weight_grad_planned(&g, &x, &geom, one);
+            let y = conv2d_planned(&x, &w, Some(&b), &geom, one).unwrap();
+            let dx = conv2d_input_grad_planned(&g, &w, &geom, one).unwrap();
+            let dw = conv2d_weight_grad_planned(&g, &x, &geom, one).unwrap();
             for workers in 2..=4 {
                 let plan = BatchPlan::with_workers(&geom, workers, 1);
                 assert!(plan.workers > 1);
-                assert_eq!(conv2d_planned(&x, &w, Some(&b), &geom, plan), y);
-                assert_eq!(conv2d_input_grad_planned(&g, &w, &geom, plan), dx);
-                let split = conv2d_weight_grad_planned(&g, &x, &geom, plan);
+                assert_eq!(conv2d_planned(&x, &w, Some(&b), &geom, plan).unwrap(), y);
+                assert_eq!(conv2d_input_grad_planned(&g, &w, &geom, plan).unwrap(), dx);
+                let split = conv2d_weight_grad_planned(&g, &x, &geom, plan).unwrap();
                 assert!(
                     split.max_abs_diff(&dw) < 1e-13,
                     "case {k}, {workers} workers"
@@ -1089,7 +1234,7 @@ mod tests {
     #[test]
     fn gradients_of_the_adjoint_ops() {
         for (k, &(xs, ws, stride, padding, _)) in CASES.iter().enumerate().take(5) {
-            let geom = conv2d_geometry("test", &xs, &ws, stride, padding).unwrap();
+            let geom = conv2d_geometry::<f64>("test", &xs, &ws, stride, padding).unwrap();
             let seed = 500 + 10 * k as u64;
             let (x, w, g) = (
                 rand(&xs, seed),
@@ -1130,7 +1275,7 @@ mod tests {
                 check_second_order(|v| v[0].conv2d(&v[1], None, stride, padding).tanh(), [x, w]);
             }
             // Third order of the convolution: the adjoint ops' recorded backward.
-            let geom = conv2d_geometry("test", &xs, &ws, stride, padding).unwrap();
+            let geom = conv2d_geometry::<f64>("test", &xs, &ws, stride, padding).unwrap();
             let g = rand(&geom.output_shape(), seed + 3);
             let (x, w) = (rand(&xs, seed + 4), rand(&ws, seed + 5));
             check_second_order(
@@ -1347,6 +1492,27 @@ mod tests {
         assert!(
             g.try_conv2d_weight_grad(x.value(), (2, 2), (1, 1), (0, 0))
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_column_matrix_that_cannot_be_addressed_is_an_error() {
+        // Weight [1, 1, 2²⁰, 2²⁰] and output [1, 1, 2²⁰, 2²⁰] each fit, but one image's
+        // column matrix [2⁴⁰, 2⁴⁰] does not: no tensor bounds its size.
+        let geom = Conv2dGeometry {
+            batch: 1,
+            in_channels: 1,
+            in_hw: (1, 1),
+            out_channels: 1,
+            kernel: (1 << 20, 1 << 20),
+            stride: (1, 1),
+            padding: (1 << 20, 1 << 20),
+            out_hw: (1 << 20, 1 << 20),
+        };
+        let err = check_conv_sizes::<f32>("conv2d", &geom).unwrap_err();
+        assert!(
+            matches!(&err, Error::SizeOverflow { op: "conv2d", shape, .. } if shape.as_slice() == [1 << 40, 1 << 40]),
+            "{err}"
         );
     }
 

@@ -10,13 +10,12 @@
 //! recorded (and differentiated) when backward is recorded.
 
 use super::{Algebra, Op};
-use crate::buffer_pool;
 use crate::element::Element;
 use crate::error::{Caller, Error, Result, or_panic};
 use crate::kernels::matmul::{Operand, gemm, gemm_uninit};
 use crate::shape::{Shape, numel};
 use crate::tape::{Lift, Var, Vjp};
-use crate::tensor::Tensor;
+use crate::tensor::{Tensor, output_buffer};
 
 /// A recorded matrix product.
 #[derive(Clone)]
@@ -55,7 +54,7 @@ impl<T: Element> MatMulOp<T> {
                 if b.rank() == 2 && a.rank() > 2 && !ta {
                     // Batched A times one matrix B: the batch is just more rows.
                     let k = a.shape()[a.rank() - 1];
-                    let rows = a.numel() / k;
+                    let rows = numel(&a.shape()[..a.rank() - 1]); // not numel / k: k may be 0
                     let a2 = av.reshape(&[rows, k]);
                     let g2 = g.reshape(&[rows, g.shape()[g.shape().len() - 1]]);
                     if cx.needs(0) {
@@ -90,7 +89,7 @@ impl<T: Element> MatMulOp<T> {
             }
             MatMulOp::Linear { x, w } => {
                 let out = w.shape()[0];
-                let rows = numel(g.shape()) / out.max(1);
+                let rows = numel(&x.shape()[..x.rank() - 1]);
                 let g2 = g.reshape(&[rows, out]);
                 if cx.needs(0) {
                     cx.send(
@@ -147,12 +146,20 @@ fn matmul_shape(a: &[usize], ta: bool, b: &[usize], tb: bool) -> Result<Shape> {
     Ok(out)
 }
 
-/// `op(a) · op(b)` for shapes already checked by [`matmul_shape`].
+/// `op(a) · op(b)` for shapes already checked by [`matmul_shape`] (in a backward rule).
+#[track_caller]
 pub(crate) fn matmul_t<T: Element>(a: &Tensor<T>, ta: bool, b: &Tensor<T>, tb: bool) -> Tensor<T> {
-    let shape = or_panic(matmul_shape(a.shape(), ta, b.shape(), tb));
+    or_panic(try_matmul_t(a, ta, b, tb))
+}
+
+/// `op(a) · op(b)`: the shapes are checked, the output allocated fallibly, then every
+/// element of it written by the GEMM (also when an inner dimension is 0: zeros).
+#[track_caller]
+fn try_matmul_t<T: Element>(a: &Tensor<T>, ta: bool, b: &Tensor<T>, tb: bool) -> Result<Tensor<T>> {
+    let shape = matmul_shape(a.shape(), ta, b.shape(), tb)?;
+    let mut out = output_buffer("matmul", &shape)?;
     let ((m, k), (_, n)) = (dims(a.shape(), ta), dims(b.shape(), tb));
     let len = numel(&shape);
-    let mut out = buffer_pool::with_capacity(len);
     let batches = numel(&shape[..shape.len() - 2]);
     let lhs = |i: usize| Operand {
         data: &a.data()[i * if a.rank() > 2 { m * k } else { 0 }..],
@@ -168,9 +175,12 @@ pub(crate) fn matmul_t<T: Element>(a: &Tensor<T>, ta: bool, b: &Tensor<T>, tb: b
     };
     let dst = &mut out.spare_capacity_mut()[..len];
     if b.rank() == 2 && !ta {
-        // A batch of A matrices against one B: one GEMM with all rows stacked.
-        let rows = a.numel() / k.max(1);
-        let stacked = Operand { rows, ..lhs(0) };
+        // A batch of A matrices against one B: one GEMM with all rows stacked (`batches ·
+        // m` of them, not `a.numel() / k`, which is wrong for k = 0).
+        let stacked = Operand {
+            rows: batches * m,
+            ..lhs(0)
+        };
         gemm_uninit(stacked, rhs(0), dst);
     } else {
         for (i, chunk) in dst
@@ -181,10 +191,14 @@ pub(crate) fn matmul_t<T: Element>(a: &Tensor<T>, ta: bool, b: &Tensor<T>, tb: b
             gemm_uninit(lhs(i), rhs(i), chunk);
         }
     }
-    // SAFETY: the GEMMs above wrote all `len` elements (`batches` products of m·n, or
-    // one of `rows`·n = len).
+    // SAFETY: precondition of `set_len(len)`: `len ≤ capacity` (the buffer was allocated
+    // for `shape`, whose element count is `len`) and the first `len` elements are
+    // initialised: the GEMMs above wrote all of them — one of `batches · m` rows by `n`
+    // (`= len`), or `batches` products of `m · n` into consecutive chunks of `dst`
+    // (`batches · m · n = len`; for `m · n = 0` there is nothing to write). `gemm_uninit`
+    // writes every element of its destination, zeros when `k = 0`.
     unsafe { out.set_len(len) };
-    Tensor::from_parts(out, shape)
+    Ok(Tensor::from_parts(out, shape))
 }
 
 /// Checks `linear`'s shapes; returns the output shape.
@@ -221,14 +235,18 @@ fn linear_shape(x: &[usize], w: &[usize], b: Option<&[usize]>) -> Result<Shape> 
     Ok(out)
 }
 
+/// `x · wᵀ + b` into a tensor of `shape` (checked by [`linear_shape`]).
+#[track_caller]
 fn linear<T: Element>(
     x: &Tensor<T>,
     w: &Tensor<T>,
     b: Option<&Tensor<T>>,
     shape: Shape,
-) -> Tensor<T> {
+) -> Result<Tensor<T>> {
     let (out_f, in_f) = (w.shape()[0], w.shape()[1]);
-    let rows = x.numel() / in_f.max(1);
+    // Not `x.numel() / in_f`: with 0 input features that would be 0 rows, and the bias
+    // rows of `Linear(0, n)` would be lost.
+    let rows = numel(&x.shape()[..x.rank() - 1]);
     let lhs = Operand {
         data: x.data(),
         rows,
@@ -241,8 +259,8 @@ fn linear<T: Element>(
         cols: out_f,
         transposed: true,
     };
-    let len = rows * out_f;
-    let mut out = buffer_pool::with_capacity(len);
+    let mut out = output_buffer("linear", &shape)?;
+    let len = numel(&shape); // rows · out_f, checked by `output_buffer`
     match b {
         Some(b) => {
             // The bias in every row, then the product accumulated onto it.
@@ -253,11 +271,14 @@ fn linear<T: Element>(
         }
         None => {
             gemm_uninit(lhs, rhs, &mut out.spare_capacity_mut()[..len]);
-            // SAFETY: the GEMM wrote all `len` elements.
+            // SAFETY: precondition of `set_len(len)`: `len ≤ capacity` (the buffer was
+            // allocated for `shape`, of `len = rows · out_f` elements) and the first `len`
+            // are initialised: `gemm_uninit` wrote every element of its `rows × out_f`
+            // destination (zeros when `in_f = 0`).
             unsafe { out.set_len(len) };
         }
     }
-    Tensor::from_parts(out, shape)
+    Ok(Tensor::from_parts(out, shape))
 }
 
 impl<T: Element> Tensor<T> {
@@ -265,8 +286,7 @@ impl<T: Element> Tensor<T> {
     /// `[…, m, k]` against one matrix `[k, n]` (or one matrix against a batch).
     #[track_caller]
     pub fn try_matmul(&self, rhs: &Tensor<T>) -> Result<Tensor<T>> {
-        matmul_shape(self.shape(), false, rhs.shape(), false)?;
-        Ok(matmul_t(self, false, rhs, false))
+        try_matmul_t(self, false, rhs, false)
     }
     /// [`Tensor::try_matmul`]; panics with its error.
     #[track_caller]
@@ -278,7 +298,7 @@ impl<T: Element> Tensor<T> {
     #[track_caller]
     pub fn try_linear(&self, w: &Tensor<T>, b: Option<&Tensor<T>>) -> Result<Tensor<T>> {
         let shape = linear_shape(self.shape(), w.shape(), b.map(Tensor::shape))?;
-        Ok(linear(self, w, b, shape))
+        linear(self, w, b, shape)
     }
     /// [`Tensor::try_linear`]; panics with its error.
     #[track_caller]
@@ -290,27 +310,38 @@ impl<T: Element> Tensor<T> {
     /// `g.matmul_t(false, &w, false)`, `W̄ = Gᵀ·x` is `g.matmul_t(true, &x, false)`).
     #[track_caller]
     pub fn try_matmul_t(&self, ta: bool, rhs: &Tensor<T>, tb: bool) -> Result<Tensor<T>> {
-        matmul_shape(self.shape(), ta, rhs.shape(), tb)?;
-        Ok(matmul_t(self, ta, rhs, tb))
+        try_matmul_t(self, ta, rhs, tb)
     }
 }
 
 /// Records `op(a) · op(b)` (used by recorded backward).
+#[track_caller]
 pub(crate) fn var_matmul_t<'t, T: Element>(
     a: &Var<'t, T>,
     ta: bool,
     b: &Var<'t, T>,
     tb: bool,
 ) -> Var<'t, T> {
-    let value = matmul_t(&a.value, ta, &b.value, tb);
-    a.tape.record(&[a, b], value, || {
+    or_panic(try_var_matmul_t(a, ta, b, tb))
+}
+
+/// Computes and records `op(a) · op(b)`.
+#[track_caller]
+fn try_var_matmul_t<'t, T: Element>(
+    a: &Var<'t, T>,
+    ta: bool,
+    b: &Var<'t, T>,
+    tb: bool,
+) -> Result<Var<'t, T>> {
+    let value = try_matmul_t(&a.value, ta, &b.value, tb)?;
+    Ok(a.tape.record(&[a, b], value, || {
         Op::MatMul(Box::new(MatMulOp::MatMul {
             a: a.value.clone(),
             b: b.value.clone(),
             ta,
             tb,
         }))
-    })
+    }))
 }
 
 impl<'t, T: Element> Var<'t, T> {
@@ -318,8 +349,7 @@ impl<'t, T: Element> Var<'t, T> {
     #[track_caller]
     pub fn try_matmul(&self, rhs: &Var<'t, T>) -> Result<Var<'t, T>> {
         self.same_tape("matmul", &[rhs])?;
-        matmul_shape(self.shape(), false, rhs.shape(), false)?;
-        Ok(var_matmul_t(self, false, rhs, false))
+        try_var_matmul_t(self, false, rhs, false)
     }
     /// [`Var::try_matmul`]; panics with its error.
     #[track_caller]
@@ -345,7 +375,7 @@ impl<'t, T: Element> Var<'t, T> {
             self.same_tape("linear", &[b])?;
         }
         let shape = linear_shape(self.shape(), w.shape(), b.map(Var::shape))?;
-        let value = linear(&self.value, &w.value, b.map(|b| &b.value), shape);
+        let value = linear(&self.value, &w.value, b.map(|b| &b.value), shape)?;
         let op = || {
             Op::MatMul(Box::new(MatMulOp::Linear {
                 x: self.value.clone(),
@@ -456,6 +486,55 @@ mod tests {
             |v| v[0].linear(&v[1], Some(&v[2])).tanh(),
             [rand(&[3, 2], 25), rand(&[2, 2], 26), rand(&[2], 27)],
         );
+    }
+
+    /// The product by its definition, with a batch on either side (or equal batches).
+    fn naive_batched(a: &Tensor<f64>, b: &Tensor<f64>) -> Tensor<f64> {
+        let shape = super::matmul_shape(a.shape(), false, b.shape(), false).unwrap();
+        let (r, k) = (shape.len(), a.shape()[a.rank() - 1]);
+        Tensor::from_fn(&shape, |i| {
+            let at = |t: &Tensor<f64>, row: usize, col: usize| {
+                let mut index = if t.rank() > 2 {
+                    i[..r - 2].to_vec()
+                } else {
+                    vec![]
+                };
+                index.extend([row, col]);
+                t.get(&index)
+            };
+            (0..k)
+                .map(|p| at(a, i[r - 2], p) * at(b, p, i[r - 1]))
+                .sum()
+        })
+    }
+
+    #[test]
+    fn precondition_every_output_element_is_written_before_set_len() {
+        // `matmul_t` and `linear` `set_len` their output after the GEMMs, so every element
+        // must have been written — also when a dimension is 0. A NaN-filled block of the
+        // output's size waits in the buffer cache each time: an element left unwritten
+        // would show as NaN (or garbage) in the result.
+        let cases: [(&[usize], &[usize]); 6] = [
+            (&[32, 0], &[0, 32]),
+            (&[2, 16, 0], &[0, 32]),    // a batch against one matrix, stacked
+            (&[2, 16, 0], &[2, 0, 32]), // batch against batch, one GEMM each
+            (&[16, 0], &[2, 0, 32]),    // one matrix against a batch
+            (&[16, 3], &[3, 64]),
+            (&[2, 16, 3], &[3, 32]),
+        ];
+        for (sa, sb) in cases {
+            let (a, b) = (rand(sa, 30), rand(sb, 31));
+            let want = naive_batched(&a, &b);
+            crate::buffer_pool::give(vec![f64::NAN; want.numel()]);
+            let got = a.matmul(&b);
+            assert!(got.max_abs_diff(&want) < 1e-14, "{sa:?} · {sb:?}");
+        }
+        let (x, w, bias) = (rand(&[32, 0], 32), rand(&[32, 0], 33), rand(&[32], 34));
+        crate::buffer_pool::give(vec![f64::NAN; 32 * 32]);
+        assert_eq!(x.linear(&w, None), Tensor::zeros(&[32, 32]));
+        crate::buffer_pool::give(vec![f64::NAN; 32 * 32]);
+        let rows = x.linear(&w, Some(&bias));
+        assert_eq!(rows, bias.broadcast_to(&[32, 32]));
     }
 
     #[test]

@@ -292,7 +292,7 @@ impl<T: Element> Algebra<T> for Tensor<T> {
         movement::pad(self, axis, start, len)
     }
     fn index_select(&self, axis: usize, index: &Arc<[usize]>) -> Self {
-        movement::index_select(self, axis, index)
+        Tensor::index_select(self, axis, index)
     }
     fn index_add(&self, axis: usize, index: &Arc<[usize]>, len: usize) -> Self {
         movement::index_add(self, axis, index, len)
@@ -304,13 +304,13 @@ impl<T: Element> Algebra<T> for Tensor<T> {
         movement::scatter_add(self, axis, index, shape)
     }
     fn conv_forward(&self, w: &Self, geom: &Conv2dGeometry) -> Self {
-        conv::conv2d(self, w, None, geom)
+        crate::error::or_panic(conv::conv2d(self, w, None, geom))
     }
     fn conv_input_grad(&self, w: &Self, geom: &Conv2dGeometry) -> Self {
-        conv::conv2d_input_grad(self, w, geom)
+        crate::error::or_panic(conv::conv2d_input_grad(self, w, geom))
     }
     fn conv_weight_grad(&self, x: &Self, geom: &Conv2dGeometry) -> Self {
-        conv::conv2d_weight_grad(self, x, geom)
+        crate::error::or_panic(conv::conv2d_weight_grad(self, x, geom))
     }
 }
 

@@ -13,12 +13,13 @@
 //! | gather | scatter_add | indices |
 
 use super::{Algebra, Op};
+use crate::buffer_pool;
 use crate::element::Element;
 use crate::error::{Caller, Error, Result, or_panic};
 use crate::kernels::strided::{self, split_at_axis};
-use crate::shape::{Shape, broadcasts_to, check_axis, numel};
+use crate::shape::{Shape, broadcasts_to, check_axis, checked_len, numel};
 use crate::tape::{Lift, Var, Vjp};
-use crate::tensor::Tensor;
+use crate::tensor::{Tensor, output_buffer};
 use smallvec::SmallVec;
 use std::sync::Arc;
 
@@ -146,7 +147,7 @@ pub(crate) fn pad<T: Element>(x: &Tensor<T>, axis: usize, start: usize, len: usi
     let (outer, l, inner) = split_at_axis(x.shape(), axis);
     let mut shape: Shape = x.shape().into();
     shape[axis] = len;
-    let mut out = vec![T::zero(); numel(&shape)];
+    let mut out = buffer_pool::zeroed(numel(&shape));
     for o in 0..outer {
         let src = &x.data()[o * l * inner..(o + 1) * l * inner];
         out[(o * len + start) * inner..(o * len + start + l) * inner].copy_from_slice(src);
@@ -154,11 +155,22 @@ pub(crate) fn pad<T: Element>(x: &Tensor<T>, axis: usize, start: usize, len: usi
     Tensor::from_parts(out, shape)
 }
 
-pub(crate) fn index_select<T: Element>(x: &Tensor<T>, axis: usize, index: &[usize]) -> Tensor<T> {
+/// The shape of `index_select(x, axis, index)`.
+fn selected_shape(shape: &[usize], axis: usize, index: &[usize]) -> Shape {
+    let mut out: Shape = shape.into();
+    out[axis] = index.len();
+    out
+}
+
+/// The slices of `x` at `index` along `axis`, into `out` (room for [`selected_shape`]).
+pub(crate) fn index_select<T: Element>(
+    x: &Tensor<T>,
+    axis: usize,
+    index: &[usize],
+    mut out: Vec<T>,
+) -> Tensor<T> {
     let (outer, l, inner) = split_at_axis(x.shape(), axis);
-    let mut shape: Shape = x.shape().into();
-    shape[axis] = index.len();
-    let mut out = Vec::with_capacity(numel(&shape));
+    let shape = selected_shape(x.shape(), axis, index);
     for o in 0..outer {
         for &i in index {
             out.extend_from_slice(&x.data()[(o * l + i) * inner..(o * l + i + 1) * inner]);
@@ -176,7 +188,7 @@ pub(crate) fn index_add<T: Element>(
     let (outer, l, inner) = split_at_axis(x.shape(), axis);
     let mut shape: Shape = x.shape().into();
     shape[axis] = len;
-    let mut out = vec![T::zero(); numel(&shape)];
+    let mut out = buffer_pool::zeroed(numel(&shape));
     for o in 0..outer {
         for (j, &i) in index.iter().enumerate().take(l) {
             let src = &x.data()[(o * l + j) * inner..(o * l + j + 1) * inner];
@@ -201,7 +213,7 @@ pub(crate) fn scatter_add<T: Element>(
 ) -> Tensor<T> {
     let (outer, l, inner) = split_at_axis(index.shape(), axis);
     let len = shape[axis];
-    let mut out = vec![T::zero(); numel(shape)];
+    let mut out = buffer_pool::zeroed(numel(shape));
     for o in 0..outer {
         for j in 0..l {
             for i in 0..inner {
@@ -214,8 +226,9 @@ pub(crate) fn scatter_add<T: Element>(
 }
 
 #[track_caller]
-fn reshape_check(from: &[usize], to: &[usize]) -> Result<()> {
-    if numel(from) == numel(to) {
+fn reshape_check<T>(from: &[usize], to: &[usize]) -> Result<()> {
+    let to_len = checked_len::<T>("reshape", to)?;
+    if numel(from) == to_len {
         Ok(())
     } else {
         Err(Error::Reshape {
@@ -223,7 +236,7 @@ fn reshape_check(from: &[usize], to: &[usize]) -> Result<()> {
             from: from.into(),
             from_len: numel(from),
             to: to.into(),
-            to_len: numel(to),
+            to_len,
             at: Caller::here(),
         })
     }
@@ -250,15 +263,16 @@ fn permute_check(shape: &[usize], perm: &[usize]) -> Result<()> {
 #[track_caller]
 fn narrow_check(shape: &[usize], axis: usize, start: usize, len: usize) -> Result<()> {
     check_axis("narrow", axis, shape)?;
-    if start + len <= shape[axis] {
-        Ok(())
-    } else {
-        Err(Error::Index {
+    // `start + len` with checked arithmetic: `narrow(axis, usize::MAX, 2)` must not wrap
+    // around to a range that fits.
+    match start.checked_add(len) {
+        Some(end) if end <= shape[axis] => Ok(()),
+        end => Err(Error::Index {
             op: "narrow",
-            index: start + len,
+            index: end.unwrap_or(usize::MAX),
             len: shape[axis],
             at: Caller::here(),
-        })
+        }),
     }
 }
 
@@ -316,28 +330,31 @@ fn concat_shape<'a>(
                 at: Caller::here(),
             });
         }
-        out[axis] += s[axis];
+        // A length past usize::MAX is reported as usize::MAX: too large either way.
+        out[axis] = out[axis].saturating_add(s[axis]);
     }
     Ok(out)
 }
 
-fn concat<T: Element>(parts: &[&Tensor<T>], axis: usize, shape: Shape) -> Tensor<T> {
+/// The parts joined along `axis` into a tensor of `shape` (checked by [`concat_shape`]).
+#[track_caller]
+fn concat<T: Element>(parts: &[&Tensor<T>], axis: usize, shape: Shape) -> Result<Tensor<T>> {
+    let mut out = output_buffer("concat", &shape)?;
     let outer = numel(&shape[..axis]);
-    let mut out = Vec::with_capacity(numel(&shape));
     for o in 0..outer {
         for p in parts {
             let block = p.shape()[axis] * numel(&p.shape()[axis + 1..]);
             out.extend_from_slice(&p.data()[o * block..(o + 1) * block]);
         }
     }
-    Tensor::from_parts(out, shape)
+    Ok(Tensor::from_parts(out, shape))
 }
 
 impl<T: Element> Tensor<T> {
     /// The same elements with another shape of equal element count (no copy).
     #[track_caller]
     pub fn try_reshape(&self, shape: &[usize]) -> Result<Tensor<T>> {
-        reshape_check(self.shape(), shape)?;
+        reshape_check::<T>(self.shape(), shape)?;
         Ok(self.with_shape(shape))
     }
     /// [`Tensor::try_reshape`]; panics with its error.
@@ -349,7 +366,9 @@ impl<T: Element> Tensor<T> {
     #[track_caller]
     pub fn try_permute(&self, perm: &[usize]) -> Result<Tensor<T>> {
         permute_check(self.shape(), perm)?;
-        let (data, shape) = strided::permute(self.data(), self.shape(), perm);
+        let shape = strided::permuted(self.shape(), perm);
+        let out = output_buffer("permute", &shape)?;
+        let data = strided::permute(self.data(), self.shape(), perm, out);
         Ok(Tensor::from_parts(data, shape))
     }
     /// [`Tensor::try_permute`]; panics with its error.
@@ -379,8 +398,9 @@ impl<T: Element> Tensor<T> {
                 at: Caller::here(),
             });
         }
+        let out = output_buffer("broadcast_to", shape)?;
         Ok(Tensor::from_parts(
-            strided::broadcast_to(self.data(), self.shape(), shape),
+            strided::broadcast_to(self.data(), self.shape(), shape, out),
             shape.into(),
         ))
     }
@@ -396,7 +416,7 @@ impl<T: Element> Tensor<T> {
         let (outer, l, inner) = split_at_axis(self.shape(), axis);
         let mut shape: Shape = self.shape().into();
         shape[axis] = len;
-        let mut out = Vec::with_capacity(numel(&shape));
+        let mut out = output_buffer("narrow", &shape)?;
         for o in 0..outer {
             out.extend_from_slice(
                 &self.data()[(o * l + start) * inner..(o * l + start + len) * inner],
@@ -413,14 +433,15 @@ impl<T: Element> Tensor<T> {
     #[track_caller]
     pub fn try_concat(parts: &[&Tensor<T>], axis: usize) -> Result<Tensor<T>> {
         let shape = concat_shape(parts.iter().map(|p| p.shape()), axis)?;
-        Ok(concat(parts, axis, shape))
+        concat(parts, axis, shape)
     }
     /// The slices at `index` along `axis`, in that order (repeats allowed).
     #[track_caller]
     pub fn try_index_select(&self, axis: usize, index: &[usize]) -> Result<Tensor<T>> {
         check_axis("index_select", axis, self.shape())?;
         index_check("index_select", index, self.shape()[axis])?;
-        Ok(index_select(self, axis, index))
+        let out = output_buffer("index_select", &selected_shape(self.shape(), axis, index))?;
+        Ok(index_select(self, axis, index, out))
     }
     /// [`Tensor::try_index_select`]; panics with its error.
     #[track_caller]
@@ -434,7 +455,7 @@ impl<T: Element> Tensor<T> {
         gather_check(self.shape(), axis, index)?;
         let (outer, l, inner) = split_at_axis(index.shape(), axis);
         let len = self.shape()[axis];
-        let mut out = Vec::with_capacity(index.numel());
+        let mut out = output_buffer("gather", index.shape())?;
         for o in 0..outer {
             for j in 0..l {
                 for i in 0..inner {
@@ -484,8 +505,9 @@ pub(crate) fn var_index_select<'t, T: Element>(
     index: &Arc<[usize]>,
 ) -> Var<'t, T> {
     let input_len = x.shape()[axis];
+    let out = buffer_pool::with_capacity(numel(&selected_shape(x.shape(), axis, index)));
     x.tape
-        .record(&[x], index_select(&x.value, axis, index), || {
+        .record(&[x], index_select(&x.value, axis, index, out), || {
             Op::Movement(Box::new(MovementOp::IndexSelect {
                 axis,
                 index: index.clone(),
@@ -602,7 +624,7 @@ impl<'t, T: Element> Var<'t, T> {
         let first = parts[0];
         first.same_tape("concat", parts)?;
         let values: Vec<&Tensor<T>> = parts.iter().map(|p| &p.value).collect();
-        let value = concat(&values, axis, shape);
+        let value = concat(&values, axis, shape)?;
         Ok(first.tape.record(parts, value, || {
             Op::Movement(Box::new(MovementOp::Concat {
                 axis,

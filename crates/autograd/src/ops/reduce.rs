@@ -10,12 +10,13 @@
 
 use super::unary::ScalarOp;
 use super::{Algebra, Op};
+use crate::buffer_pool;
 use crate::element::Element;
 use crate::error::{Caller, Error, Result, or_panic};
-use crate::kernels::strided::{split_at_axis, sum_keepdim};
+use crate::kernels::strided::{pairwise_sum, split_at_axis, sum_keepdim};
 use crate::shape::{Shape, check_axis, numel};
 use crate::tape::{Lift, Var, Vjp};
-use crate::tensor::Tensor;
+use crate::tensor::{Tensor, output_buffer};
 use smallvec::SmallVec;
 use std::sync::Arc;
 
@@ -65,7 +66,7 @@ impl ReduceOp {
                 argmax,
             } => {
                 let (outer, len, inner) = split_at_axis(input, *axis);
-                let mut onehot = vec![T::zero(); numel(input)];
+                let mut onehot = buffer_pool::zeroed(numel(input));
                 for o in 0..outer {
                     for i in 0..inner {
                         onehot[(o * len + argmax[o * inner + i]) * inner + i] = T::one();
@@ -119,7 +120,8 @@ pub(crate) fn sum_to<T: Element>(x: &Tensor<T>, shape: &[usize]) -> Tensor<T> {
     let lead = x.rank() - shape.len();
     let mut target: Shape = smallvec::smallvec![1; lead];
     target.extend_from_slice(shape);
-    Tensor::from_parts(sum_keepdim(x.data(), x.shape(), &target), shape.into())
+    let out = buffer_pool::with_capacity(numel(shape));
+    Tensor::from_parts(sum_keepdim(x.data(), x.shape(), &target, out), shape.into())
 }
 
 pub(crate) fn var_sum_to<'t, T: Element>(x: &Var<'t, T>, shape: &[usize]) -> Var<'t, T> {
@@ -135,9 +137,9 @@ pub(crate) fn var_sum_to<'t, T: Element>(x: &Var<'t, T>, shape: &[usize]) -> Var
 }
 
 impl<T: Element> Tensor<T> {
-    /// Sum of all elements, as a 0-d tensor.
+    /// Sum of all elements, as a 0-d tensor (0 for a tensor with no element).
     pub fn sum(&self) -> Tensor<T> {
-        Tensor::scalar(sum_keepdim(self.data(), &[self.numel()], &[1])[0])
+        Tensor::scalar(pairwise_sum(self.data()))
     }
 
     /// Sum over `axes`; with `keepdim` the reduced axes stay as 1s.
@@ -145,7 +147,8 @@ impl<T: Element> Tensor<T> {
     pub fn try_sum_axes(&self, axes: &[usize], keepdim: bool) -> Result<Tensor<T>> {
         let axes = check_axes("sum", axes, self.shape())?;
         let kd = keepdim_shape(self.shape(), &axes);
-        let data = sum_keepdim(self.data(), self.shape(), &kd);
+        let out = output_buffer("sum", &kd)?;
+        let data = sum_keepdim(self.data(), self.shape(), &kd, out);
         Ok(Tensor::from_parts(
             data,
             if keepdim {
@@ -161,13 +164,15 @@ impl<T: Element> Tensor<T> {
         or_panic(self.try_sum_axes(axes, keepdim))
     }
 
-    /// Mean of all elements, as a 0-d tensor.
+    /// Mean of all elements, as a 0-d tensor (NaN for a tensor with no element, 0/0).
     pub fn mean(&self) -> Tensor<T> {
         self.sum()
             .scalar_op(ScalarOp::Div(T::of(self.numel() as f64)))
     }
 
-    /// Largest element along `axis` and its position (first one on ties).
+    /// Largest element along `axis` and its position (the first one on ties). A NaN is
+    /// the largest of all (PyTorch's rule): a slice holding one has the maximum NaN, at
+    /// its first NaN.
     #[track_caller]
     pub(crate) fn try_max_with_argmax(
         &self,
@@ -183,15 +188,20 @@ impl<T: Element> Tensor<T> {
                 at: Caller::here(),
             });
         }
+        let shape = if keepdim {
+            keepdim_shape(self.shape(), &[axis])
+        } else {
+            drop_axes(self.shape(), &[axis])
+        };
         let x = self.data();
-        let mut values = Vec::with_capacity(outer * inner);
-        let mut argmax = Vec::with_capacity(outer * inner);
+        let mut values = output_buffer("max", &shape)?;
+        let mut argmax = output_buffer("max", &shape)?;
         for o in 0..outer {
             for i in 0..inner {
                 let (mut best, mut at) = (x[o * len * inner + i], 0);
                 for j in 1..len {
                     let v = x[(o * len + j) * inner + i];
-                    if v > best || (best.is_nan() && !v.is_nan()) {
+                    if !best.is_nan() && (v > best || v.is_nan()) {
                         best = v;
                         at = j;
                     }
@@ -200,11 +210,6 @@ impl<T: Element> Tensor<T> {
                 argmax.push(at);
             }
         }
-        let shape = if keepdim {
-            keepdim_shape(self.shape(), &[axis])
-        } else {
-            drop_axes(self.shape(), &[axis])
-        };
         Ok((Tensor::from_parts(values, shape), argmax.into()))
     }
 
@@ -253,11 +258,12 @@ impl<'t, T: Element> Var<'t, T> {
             .scalar_op(ScalarOp::Div(T::of(self.value.numel() as f64)))
     }
 
-    /// Mean over `axes`.
+    /// Mean over `axes` (NaN where the axes hold no element, 0/0).
     #[track_caller]
     pub fn try_mean_axes(&self, axes: &[usize], keepdim: bool) -> Result<Var<'t, T>> {
         let sum = self.try_sum_axes(axes, keepdim)?;
-        let n = self.value.numel() / sum.value.numel().max(1);
+        let axes = check_axes("sum", axes, self.shape())?;
+        let n = numel(&axes.iter().map(|&a| self.shape()[a]).collect::<Shape>());
         Ok(sum.scalar_op(ScalarOp::Div(T::of(n as f64))))
     }
     /// [`Var::try_mean_axes`]; panics with its error.

@@ -12,7 +12,7 @@ use crate::error::{Result, or_panic};
 use crate::kernels::strided::split_at_axis;
 use crate::shape::check_axis;
 use crate::tape::{Lift, Var, Vjp};
-use crate::tensor::Tensor;
+use crate::tensor::{Tensor, output_buffer};
 
 /// A recorded softmax; both forms save their output.
 #[derive(Clone)]
@@ -50,10 +50,14 @@ impl<T: Element> SoftmaxOp<T> {
     }
 }
 
-/// Softmax (or its logarithm) along `axis`, each row shifted by its maximum.
-fn softmax<T: Element>(x: &Tensor<T>, axis: usize, log: bool) -> Tensor<T> {
+/// Softmax (or its logarithm) along `axis`, each row shifted by its maximum. A row with a
+/// NaN, or with +∞ (∞ − ∞), is all NaN, as in PyTorch.
+#[track_caller]
+fn softmax<T: Element>(x: &Tensor<T>, axis: usize, log: bool) -> Result<Tensor<T>> {
+    let op = if log { "log_softmax" } else { "softmax" };
     let (outer, len, inner) = split_at_axis(x.shape(), axis);
-    let mut out = x.to_vec();
+    let mut out = output_buffer(op, x.shape())?;
+    out.extend_from_slice(x.data());
     for o in 0..outer {
         for i in 0..inner {
             let at = |j: usize| (o * len + j) * inner + i;
@@ -71,7 +75,7 @@ fn softmax<T: Element>(x: &Tensor<T>, axis: usize, log: bool) -> Tensor<T> {
             }
         }
     }
-    Tensor::from_parts(out, x.shape().into())
+    Ok(Tensor::from_parts(out, x.shape().into()))
 }
 
 impl<T: Element> Tensor<T> {
@@ -79,7 +83,7 @@ impl<T: Element> Tensor<T> {
     #[track_caller]
     pub fn try_softmax(&self, axis: usize) -> Result<Tensor<T>> {
         check_axis("softmax", axis, self.shape())?;
-        Ok(softmax(self, axis, false))
+        softmax(self, axis, false)
     }
     /// [`Tensor::try_softmax`]; panics with its error.
     #[track_caller]
@@ -90,7 +94,7 @@ impl<T: Element> Tensor<T> {
     #[track_caller]
     pub fn try_log_softmax(&self, axis: usize) -> Result<Tensor<T>> {
         check_axis("log_softmax", axis, self.shape())?;
-        Ok(softmax(self, axis, true))
+        softmax(self, axis, true)
     }
     /// [`Tensor::try_log_softmax`]; panics with its error.
     #[track_caller]

@@ -9,24 +9,27 @@
 //! | sqrt | √x | g/(2y) | y |
 //! | powf | xᵖ | g·p·xᵖ⁻¹ | x |
 //! | abs | \|x\| | g·sign x | x |
-//! | relu | max(x, 0) | g·[y>0] | y |
+//! | relu | max(x, 0), NaN for NaN | g·[y>0] (g passes at NaN) | y |
 //! | leaky_relu | x or αx | g·(1 or α) | x |
 //! | sigmoid | 1/(1+e⁻ˣ), stable | g·y(1−y) | y |
 //! | tanh | tanh x | g·(1−y²) | y |
 //! | softplus | ln(1+eˣ), stable | g·σ(x) | x |
-//! | clamp | min(max(x, lo), hi) | g·[lo ≤ x ≤ hi] | x |
+//! | clamp | min(max(x, lo), hi), NaN for NaN | g·[lo ≤ x ≤ hi] (0 at NaN) | x |
 //! | gelu | ½x(1+tanh(√(2/π)(x+0.044715x³))) | composed of the ops above (cubic clamped at \|x\| ≤ 10, where tanh is saturated) | — |
 //!
 //! Masks such as ReLU's step are constants in the backward pass (their derivative is 0
 //! almost everywhere), which is also what recorded backward records.
+//!
+//! NaN propagates as in PyTorch: every op here maps NaN to NaN (`relu` and `clamp`
+//! included), and the gradient masks at NaN are PyTorch's (relu passes `g`, clamp and abs
+//! send 0, leaky_relu sends `α·g`).
 
 use super::{Algebra, Op, Saved, SavedTensor};
-use crate::buffer_pool;
 use crate::element::Element;
 use crate::error::{Caller, Error, Result, or_panic};
 use crate::shape;
 use crate::tape::{Lift, Var, Vjp};
-use crate::tensor::Tensor;
+use crate::tensor::{Tensor, nan_max, nan_min, output_buffer};
 
 /// Arithmetic between a tensor and a scalar `c`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -46,14 +49,28 @@ pub(crate) enum ScalarOp<T> {
 }
 
 impl<T: Element> ScalarOp<T> {
+    #[track_caller]
     fn apply(self, x: &Tensor<T>) -> Tensor<T> {
+        let op = self.name();
         match self {
-            ScalarOp::Add(c) => x.map(|v| v + c),
-            ScalarOp::Mul(c) => x.map(|v| v * c),
-            ScalarOp::Div(c) => x.map(|v| v / c),
-            ScalarOp::RSub(c) => x.map(|v| c - v),
-            ScalarOp::RDiv(c) => x.map(|v| c / v),
-            ScalarOp::Neg => x.map(|v| -v),
+            ScalarOp::Add(c) => x.map_as(op, |v| v + c),
+            ScalarOp::Mul(c) => x.map_as(op, |v| v * c),
+            ScalarOp::Div(c) => x.map_as(op, |v| v / c),
+            ScalarOp::RSub(c) => x.map_as(op, |v| c - v),
+            ScalarOp::RDiv(c) => x.map_as(op, |v| c / v),
+            ScalarOp::Neg => x.map_as(op, |v| -v),
+        }
+    }
+
+    /// The op's name, as printed in tape tables.
+    fn name(self) -> &'static str {
+        match self {
+            ScalarOp::Add(_) => "add_scalar",
+            ScalarOp::Mul(_) => "mul_scalar",
+            ScalarOp::Div(_) => "div_scalar",
+            ScalarOp::RSub(_) => "scalar_sub",
+            ScalarOp::RDiv(_) => "scalar_div",
+            ScalarOp::Neg => "neg",
         }
     }
 }
@@ -111,14 +128,7 @@ pub(crate) enum UnaryOp<T> {
 impl<T: Element> UnaryOp<T> {
     pub fn name(&self) -> &'static str {
         match self {
-            UnaryOp::Scalar { op, .. } => match op {
-                ScalarOp::Add(_) => "add_scalar",
-                ScalarOp::Mul(_) => "mul_scalar",
-                ScalarOp::Div(_) => "div_scalar",
-                ScalarOp::RSub(_) => "scalar_sub",
-                ScalarOp::RDiv(_) => "scalar_div",
-                ScalarOp::Neg => "neg",
-            },
+            UnaryOp::Scalar { op, .. } => op.name(),
             UnaryOp::Exp { .. } => "exp",
             UnaryOp::Ln { .. } => "ln",
             UnaryOp::Sqrt { .. } => "sqrt",
@@ -179,8 +189,10 @@ impl<T: Element> UnaryOp<T> {
                     T::zero()
                 }
             }),
+            // [y > 0], except that NaN passes the gradient on (PyTorch's rule: the mask is
+            // `y <= 0 ? 0 : 1`).
             UnaryOp::Relu { out } => g.mul_fn_of(&out.to_tensor(), |v| {
-                if v > T::zero() { T::one() } else { T::zero() }
+                if v <= T::zero() { T::zero() } else { T::one() }
             }),
             UnaryOp::LeakyRelu { x, slope } => g.mul_fn_of(&x.to_tensor(), |v| {
                 if v > T::zero() { T::one() } else { *slope }
@@ -232,82 +244,113 @@ fn gelu<T: Element>(x: T) -> T {
 
 impl<T: Element> Tensor<T> {
     /// `f` applied to every element.
+    ///
+    /// # Panics
+    /// When the memory for the result cannot be allocated (with [`Error::Alloc`]'s
+    /// message); the same holds for every elementwise op below.
+    #[track_caller]
     pub fn map(&self, f: impl Fn(T) -> T) -> Tensor<T> {
-        let shape = shape::copy(self.shape());
+        self.map_as("map", f)
+    }
+    /// `f` applied to every element, as op `op` (named in an allocation failure).
+    #[track_caller]
+    pub(crate) fn map_as(&self, op: &'static str, f: impl Fn(T) -> T) -> Tensor<T> {
         match self.as_one() {
-            Some(x) => Tensor::one(f(x), shape),
-            None => Tensor::from_parts(
-                buffer_pool::collect(self.numel(), self.data().iter().map(|&x| f(x))),
-                shape,
-            ),
+            Some(x) => Tensor::one(f(x), shape::copy(self.shape())),
+            None => {
+                let mut out = or_panic(output_buffer(op, self.shape()));
+                out.extend(self.data().iter().map(|&x| f(x)));
+                Tensor::from_parts(out, shape::copy(self.shape()))
+            }
         }
     }
     /// eˣ elementwise.
+    #[track_caller]
     pub fn exp(&self) -> Tensor<T> {
-        self.map(T::exp)
+        self.map_as("exp", T::exp)
     }
     /// Natural logarithm elementwise.
+    #[track_caller]
     pub fn ln(&self) -> Tensor<T> {
-        self.map(T::ln)
+        self.map_as("ln", T::ln)
     }
     /// Square root elementwise.
+    #[track_caller]
     pub fn sqrt(&self) -> Tensor<T> {
-        self.map(T::sqrt)
+        self.map_as("sqrt", T::sqrt)
     }
     /// xᵖ elementwise.
+    #[track_caller]
     pub fn powf(&self, p: T) -> Tensor<T> {
-        self.map(|x| x.powf(p))
+        self.map_as("powf", |x| x.powf(p))
     }
     /// |x| elementwise.
+    #[track_caller]
     pub fn abs(&self) -> Tensor<T> {
-        self.map(T::abs)
+        self.map_as("abs", T::abs)
     }
-    /// max(x, 0) elementwise.
+    /// max(x, 0) elementwise; NaN stays NaN (as in PyTorch).
+    #[track_caller]
     pub fn relu(&self) -> Tensor<T> {
-        self.map(|x| if x > T::zero() { x } else { T::zero() })
+        self.map_as("relu", relu)
     }
-    /// x for x > 0, `slope`·x otherwise.
+    /// x for x > 0, `slope`·x otherwise (NaN stays NaN).
+    #[track_caller]
     pub fn leaky_relu(&self, slope: T) -> Tensor<T> {
-        self.map(|x| if x > T::zero() { x } else { slope * x })
+        self.map_as("leaky_relu", |x| if x > T::zero() { x } else { slope * x })
     }
     /// The logistic function, computed without overflow for any input.
+    #[track_caller]
     pub fn sigmoid(&self) -> Tensor<T> {
-        self.map(sigmoid)
+        self.map_as("sigmoid", sigmoid)
     }
     /// Hyperbolic tangent elementwise.
+    #[track_caller]
     pub fn tanh(&self) -> Tensor<T> {
-        self.map(T::tanh)
+        self.map_as("tanh", T::tanh)
     }
     /// ln(1 + eˣ), computed without overflow for any input.
+    #[track_caller]
     pub fn softplus(&self) -> Tensor<T> {
-        self.map(softplus)
+        self.map_as("softplus", softplus)
     }
     /// GELU, tanh approximation: ½x(1 + tanh(√(2/π)(x + 0.044715x³))).
+    #[track_caller]
     pub fn gelu(&self) -> Tensor<T> {
-        self.map(gelu)
+        self.map_as("gelu", gelu)
     }
-    /// Each element limited to `[lo, hi]`; panics if `lo > hi`.
+    /// Each element limited to `[lo, hi]`; NaN stays NaN (as in PyTorch). Panics if
+    /// `lo > hi` or a bound is NaN.
     #[track_caller]
     pub fn clamp(&self, lo: T, hi: T) -> Tensor<T> {
         or_panic(check_clamp(lo, hi));
-        self.map(|x| x.max(lo).min(hi))
+        self.map_as("clamp", |x| nan_min(nan_max(x, lo), hi))
     }
+    #[track_caller]
     pub(crate) fn scalar_op(&self, op: ScalarOp<T>) -> Tensor<T> {
         op.apply(self)
     }
 }
 
+/// max(x, 0), NaN for NaN.
+fn relu<T: Element>(x: T) -> T {
+    if x <= T::zero() { T::zero() } else { x }
+}
+
 #[track_caller]
 fn check_clamp<T: Element>(lo: T, hi: T) -> Result<()> {
-    if lo <= hi {
-        Ok(())
+    let reason = if lo.is_nan() || hi.is_nan() {
+        format!("a bound is NaN (lower {lo}, upper {hi})")
+    } else if lo > hi {
+        format!("lower bound {lo} is above upper bound {hi}")
     } else {
-        Err(Error::InvalidArgument {
-            op: "clamp",
-            reason: format!("lower bound {lo} is above upper bound {hi}"),
-            at: Caller::here(),
-        })
-    }
+        return Ok(());
+    };
+    Err(Error::InvalidArgument {
+        op: "clamp",
+        reason,
+        at: Caller::here(),
+    })
 }
 
 impl<'t, T: Element> Var<'t, T> {
@@ -367,7 +410,8 @@ impl<'t, T: Element> Var<'t, T> {
             x: Saved::new(&self.value),
         })
     }
-    /// max(x, 0) elementwise (gradient 0 at 0).
+    /// max(x, 0) elementwise (gradient 0 at 0); NaN stays NaN and passes the gradient on,
+    /// as in PyTorch.
     #[track_caller]
     pub fn relu(&self) -> Var<'t, T> {
         self.unary_saving_output(self.value.relu(), |out| UnaryOp::Relu { out })
@@ -397,7 +441,8 @@ impl<'t, T: Element> Var<'t, T> {
             x: Saved::new(&self.value),
         })
     }
-    /// Each element limited to `[lo, hi]` (gradient 1 inside, boundaries included).
+    /// Each element limited to `[lo, hi]` (gradient 1 inside, boundaries included); NaN
+    /// stays NaN, with gradient 0 (as in PyTorch). An error if `lo > hi` or a bound is NaN.
     #[track_caller]
     pub fn try_clamp(&self, lo: T, hi: T) -> Result<Var<'t, T>> {
         check_clamp(lo, hi)?;

@@ -4,9 +4,10 @@
 //!   the sweep reaches its node (the gradient is final there) and may replace it;
 //! - **contributions** ([`Tape::track_contributions`]): the separate contributions
 //!   arriving at a value from each consumer, kept before they are summed;
-//! - **anomaly mode** ([`Tape::set_detect_anomaly`]): every recorded value and every
-//!   gradient is checked for NaN and infinities, and the first node that produced one is
-//!   reported as [`Error::Anomaly`];
+//! - **anomaly mode** ([`Tape::set_detect_anomaly`]): every recorded value, every
+//!   untracked input of a recorded op and every gradient is checked for NaN and
+//!   infinities, and the first node that produced or received one is reported as
+//!   [`Error::Anomaly`];
 //! - **value summaries** ([`Tape::set_value_summaries`]): min/mean/max of every recorded
 //!   value, for the table and the DOT export (the tape does not otherwise keep values).
 //!
@@ -192,8 +193,10 @@ impl<T: Element> Tape<T> {
     /// Switches anomaly mode (PyTorch's `detect_anomaly`) on or off.
     ///
     /// While it is on, every value recorded on the tape is checked for NaN and infinities
-    /// as it is recorded; the first such node is remembered ([`Tape::anomaly`]) and the op
-    /// still returns its value. A backward from an output that depends on that node returns
+    /// as it is recorded, and so is every untracked input (a constant) of a recorded op:
+    /// a NaN that enters through a constant is reported at the first op that consumes it,
+    /// even if that op's value is finite. The first such node is remembered
+    /// ([`Tape::anomaly`]) and the op still returns its value. A backward from an output that depends on that node returns
     /// the error before sweeping. Every gradient is checked during the sweep (first-order
     /// and recorded), and backward stops at the first node whose contribution to an input —
     /// or whose own accumulated gradient — is not finite, with [`Error::Anomaly`] naming its
@@ -289,6 +292,41 @@ impl<T: Element> Tape<T> {
             }
             summaries[id] = Some(summary);
         }
+    }
+
+    /// In anomaly mode, a NaN or an infinity that enters node `id` through one of its
+    /// untracked `inputs` (a constant, or a value computed from constants only, which the
+    /// tape did not record): reported at this node, the first recorded op that consumes
+    /// it — even when the op's own value comes out finite (`x / ∞ = 0`).
+    #[inline]
+    pub(crate) fn inspect_constants(&self, id: usize, inputs: &[&Var<'_, T>]) {
+        if self.inspect.detect_anomaly.get() {
+            self.check_constants(id, inputs);
+        }
+    }
+
+    /// [`Tape::inspect_constants`] in anomaly mode.
+    fn check_constants(&self, id: usize, inputs: &[&Var<'_, T>]) {
+        if self.inspect.anomaly.borrow().is_some() {
+            return;
+        }
+        let Some((k, found)) = inputs
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.id.is_none())
+            .find_map(|(k, v)| non_finite(&v.value).map(|found| (k, found)))
+        else {
+            return;
+        };
+        let (op, at) = self.op_and_caller(id);
+        *self.inspect.anomaly.borrow_mut() = Some(Error::Anomaly {
+            phase: AnomalyPhase::Forward,
+            node: id,
+            op,
+            input_shapes: inputs.iter().map(|v| Some(v.shape().into())).collect(),
+            what: format!("has an untracked input (argument {k}, a constant) holding {found}"),
+            at,
+        });
     }
 
     /// In anomaly mode, the forward anomaly that `output` depends on, as an error.

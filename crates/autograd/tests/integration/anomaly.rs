@@ -201,3 +201,61 @@ fn a_non_finite_seed_or_leaf_is_reported_too() {
         Some(Error::Anomaly { op: "leaf", .. })
     ));
 }
+
+#[test]
+fn a_nan_entering_through_a_constant_is_reported_at_its_first_consuming_op() {
+    let tape = Tape::<f64>::new();
+    tape.set_detect_anomaly(true);
+    let x = tape.var(rand(&[2, 3], 5));
+    let h = x.tanh();
+    // A constant with an infinity: `h / ∞` is 0, finite, so no value ever shows it.
+    let scale = tape.constant(Tensor::from_vec(vec![1.0, f64::INFINITY, 2.0], &[3]).unwrap());
+    let line = line!() + 1;
+    let y = &h / &scale;
+    assert!(y.value().data().iter().all(|v| v.is_finite()));
+    let Some(Error::Anomaly {
+        phase,
+        node,
+        op,
+        input_shapes,
+        what,
+        at,
+    }) = tape.anomaly()
+    else {
+        panic!("no anomaly recorded")
+    };
+    assert_eq!((phase, op), (AnomalyPhase::Forward, "div"));
+    assert_eq!(Some(node), y.node_id());
+    let shape = |s: &[usize]| Some(s.iter().copied().collect());
+    assert_eq!(input_shapes, vec![shape(&[2, 3]), shape(&[3])]);
+    assert!(
+        what.contains("untracked input (argument 1, a constant)") && what.contains("1 +inf"),
+        "{what}"
+    );
+    assert_eq!((at.0.file(), at.0.line()), (file!(), line));
+    // Backward from a loss that depends on it refuses, naming that node.
+    let err = y.sum().try_backward().unwrap_err();
+    assert_eq!(Some(&err), tape.anomaly().as_ref());
+    assert!(err.to_string().contains("(div of [2, 3], [3])"), "{err}");
+}
+
+#[test]
+fn a_nan_computed_from_constants_only_is_reported_where_it_meets_the_tape() {
+    let tape = Tape::<f64>::new();
+    tape.set_detect_anomaly(true);
+    let x = tape.var(rand(&[3], 6));
+    let zero = tape.constant(Tensor::zeros(&[3]));
+    let nan = &zero / &zero; // untracked: not recorded, not reported yet
+    assert!(nan.node_id().is_none() && tape.anomaly().is_none());
+    let y = x.maximum(&nan);
+    assert!(matches!(
+        tape.anomaly(),
+        Some(Error::Anomaly { op: "maximum", ref what, .. }) if what.contains("3 NaN among 3 values")
+    ));
+    assert!(y.sum().try_backward().is_err());
+    // The first anomaly stays the one reported; without anomaly mode nothing is checked.
+    let quiet = Tape::<f64>::new();
+    let x = quiet.var(rand(&[3], 6));
+    let _ = &x * &quiet.constant(Tensor::full(&[3], f64::NAN));
+    assert!(quiet.anomaly().is_none());
+}

@@ -2,7 +2,7 @@
 //! PyTorch's documented algorithms (torch.optim.SGD, Adam, AdamW), and gradient clipping.
 
 use autograd::{Tape, Tensor};
-use nn::{Adam, AdamW, Ctx, Optimizer, Param, ParamGrads, Sgd, clip_grad_norm};
+use nn::{Adam, AdamW, Ctx, Optimizer, Param, ParamGrads, Sgd, clip_grad_norm, try_clip_grad_norm};
 
 /// Gradients `g` for each listed parameter, from the loss `Σ g ⊙ p` on a tape.
 fn grads_for(pairs: &[(&Param<f64>, &[f64])]) -> ParamGrads<f64> {
@@ -253,4 +253,141 @@ fn the_learning_rate_can_be_scheduled() {
     assert_eq!(opt.lr(), 0.5);
     opt.step(&grads_for(&[(&p, &[1.0, 2.0, -2.0])]));
     assert_eq!(p.value().to_vec(), vec![0.5, 0.0, 2.0]);
+}
+
+#[test]
+fn a_learning_rate_that_is_not_finite_is_refused_everywhere() {
+    let p = param(&[1.0]);
+    let mut sgd = Sgd::new(vec![p.clone()], 0.1);
+    let mut adam = Adam::new(vec![p.clone()], 0.1);
+    let mut adamw = AdamW::new(vec![p.clone()], 0.1);
+    let optimizers: [&mut dyn Optimizer<f64>; 3] = [&mut sgd, &mut adam, &mut adamw];
+    for opt in optimizers {
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.5] {
+            let e = opt.try_set_lr(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("learning rate") && e.contains("integration/optim.rs"),
+                "{e}"
+            );
+            assert_eq!(opt.lr(), 0.1, "a refused rate leaves the old one");
+        }
+        let panicked =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| opt.set_lr(f64::NAN)));
+        assert!(panicked.is_err());
+        opt.try_set_lr(0.0).unwrap();
+        assert_eq!(opt.lr(), 0.0);
+    }
+    for bad in [f64::NAN, f64::INFINITY] {
+        assert!(Sgd::try_new(vec![p.clone()], bad).is_err());
+        assert!(Adam::try_new(vec![p.clone()], bad).is_err());
+        assert!(AdamW::try_new(vec![p.clone()], bad).is_err());
+        let sgd = || Sgd::new(vec![p.clone()], 0.1);
+        assert!(sgd().try_momentum(bad).is_err());
+        assert!(sgd().try_dampening(bad).is_err());
+        assert!(sgd().try_weight_decay(bad).is_err());
+        assert!(Adam::try_with(vec![p.clone()], 0.1, (bad, 0.999), 1e-8, 0.0).is_err());
+        assert!(Adam::try_with(vec![p.clone()], 0.1, (0.9, bad), 1e-8, 0.0).is_err());
+        assert!(Adam::try_with(vec![p.clone()], 0.1, (0.9, 0.999), bad, 0.0).is_err());
+        assert!(AdamW::try_with(vec![p.clone()], 0.1, (0.9, 0.999), 1e-8, bad).is_err());
+    }
+}
+
+#[test]
+fn a_parameter_reshaped_under_an_optimizer_with_state_is_a_clear_error() {
+    let named = |p: &Param<f64>| vec![("block0.weight".to_string(), p.clone())];
+    let (p, q, r) = (param(&[1.0, 2.0]), param(&[1.0, 2.0]), param(&[1.0, 2.0]));
+    let mut sgd = Sgd::new(named(&p), 0.1).momentum(0.9);
+    let mut adam = Adam::new(named(&q), 0.1);
+    let mut unnamed = AdamW::new(vec![param(&[0.0]), r.clone()], 0.1);
+    sgd.step(&grads_for(&[(&p, &[1.0, 1.0])]));
+    adam.step(&grads_for(&[(&q, &[1.0, 1.0])]));
+    unnamed.step(&grads_for(&[(&r, &[1.0, 1.0])]));
+    for p in [&p, &q, &r] {
+        p.set(Tensor::from_vec(vec![1.0, 2.0, 3.0], &[3]).unwrap());
+    }
+    let cases: [(&mut dyn Optimizer<f64>, &Param<f64>, &str); 3] = [
+        (&mut sgd, &p, "Sgd: parameter `block0.weight`"),
+        (&mut adam, &q, "Adam: parameter `block0.weight`"),
+        (
+            &mut unnamed,
+            &r,
+            "AdamW: parameter #1 of the optimizer's list",
+        ),
+    ];
+    for (opt, p, named) in cases {
+        let e = opt
+            .try_step(&grads_for(&[(p, &[1.0, 1.0, 1.0])]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with(named), "{e}");
+        assert!(e.contains("from [2] to [3]"), "{e}");
+        assert_eq!(p.value().to_vec(), vec![1.0, 2.0, 3.0], "nothing updated");
+        let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            opt.step(&grads_for(&[(p, &[1.0, 1.0, 1.0])]))
+        }))
+        .unwrap_err();
+        let message = panic.downcast_ref::<String>().unwrap();
+        assert!(message.contains("from [2] to [3]"), "{message}");
+    }
+}
+
+#[test]
+fn a_gradient_of_the_wrong_shape_is_refused_before_any_update() {
+    let (p, q) = (param(&[1.0, 2.0]), param(&[1.0, 2.0, 3.0]));
+    let mut sgd = Sgd::new(vec![p.clone(), q.clone()], 0.1);
+    let wrong: ParamGrads<f64> = [
+        (p.clone(), Tensor::ones(&[2])),
+        (q.clone(), Tensor::ones(&[2])),
+    ]
+    .into_iter()
+    .collect();
+    let e = sgd.try_step(&wrong).unwrap_err().to_string();
+    assert!(
+        e.contains("gradient of parameter #1") && e.contains("[2]") && e.contains("[3]"),
+        "{e}"
+    );
+    assert_eq!(
+        p.value().to_vec(),
+        vec![1.0, 2.0],
+        "p was not updated either"
+    );
+}
+
+#[test]
+fn a_parameter_listed_twice_is_refused() {
+    let p = param(&[1.0]);
+    let e = Sgd::try_new(vec![p.clone(), p.clone()], 0.1)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("parameter #1") && e.contains("more than once"),
+        "{e}"
+    );
+    assert!(Adam::try_new(vec![p.clone(), p.clone()], 0.1).is_err());
+}
+
+#[test]
+fn gradients_iterate_as_parameter_gradient_pairs_in_binding_order() {
+    let (p, q) = (param(&[1.0, 2.0]), param(&[3.0]));
+    let grads = grads_for(&[(&q, &[5.0]), (&p, &[6.0, 7.0])]);
+    let pairs: Vec<(u64, Vec<f64>)> = grads.iter().map(|(p, g)| (p.id(), g.to_vec())).collect();
+    assert_eq!(pairs, vec![(q.id(), vec![5.0]), (p.id(), vec![6.0, 7.0])]);
+    let owned: Vec<(Param<f64>, Tensor<f64>)> = grads.into_iter().collect();
+    assert!(owned[0].0.same(&q) && owned[1].0.same(&p));
+}
+
+#[test]
+fn clipping_refuses_a_nan_or_negative_limit_and_measures_with_infinity() {
+    let p = param(&[0.0, 0.0]);
+    let mut grads = grads_for(&[(&p, &[3.0, 4.0])]);
+    for bad in [f64::NAN, -1.0] {
+        let e = try_clip_grad_norm(&mut grads, bad).unwrap_err().to_string();
+        assert!(
+            e.contains("clip_grad_norm") && e.contains("max_norm"),
+            "{e}"
+        );
+    }
+    assert_eq!(clip_grad_norm(&mut grads, f64::INFINITY), 5.0);
+    assert_eq!(grads.wrt(&p).to_vec(), vec![3.0, 4.0]);
 }

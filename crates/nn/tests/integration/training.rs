@@ -24,12 +24,12 @@ fn train(
     let mut opt = make_opt(net.parameters());
     let mut losses = Vec::new();
     for step in 0..200 {
-        let tape = Tape::new();
-        let cx = Ctx::train(&tape, step);
-        let logits = net.forward(&cx, &cx.input(data.x.clone()));
-        let loss = cross_entropy(&logits, &data.labels);
-        losses.push(loss.item());
-        opt.step(&cx.param_grads(&loss.backward()));
+        let (loss, grads) = nn::value_and_grad(step, |cx| {
+            let logits = net.forward(cx, &cx.input(data.x.clone()));
+            cross_entropy(&logits, &data.labels)
+        });
+        losses.push(loss);
+        opt.step(&grads);
     }
     let tape = Tape::new();
     let cx = Ctx::eval(&tape);
