@@ -16,6 +16,8 @@
 //!   contributions at a skip connection ([`Tape::track_contributions`]), steps through
 //!   backward node by node ([`Var::backward_steps`]) and finds the first NaN or infinity
 //!   ([`Tape::set_detect_anomaly`]). See docs/tape.md.
+//! - [`Tape::checkpoint`]: activation checkpointing — a segment recorded as one node that
+//!   keeps its inputs and is recomputed in backward, with bit-identical gradients.
 //!
 //! ```
 //! use autograd::{Tape, Tensor};
