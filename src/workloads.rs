@@ -134,6 +134,7 @@ pub fn manual_step(
     y: &Tensor<f32>,
     lr: f32,
 ) -> f32 {
+    // cell: manual_step
     let mut h = x.clone();
     for block in blocks.iter_mut() {
         h = block.forward(&h);
@@ -147,6 +148,7 @@ pub fn manual_step(
     for block in blocks.iter_mut() {
         block.sgd_step(lr);
     }
+    // end cell
     loss
 }
 
@@ -202,6 +204,7 @@ pub fn autograd_step(
     y: &Tensor<f32>,
     lr: f32,
 ) -> f32 {
+    // cell: autograd_step
     let (loss, grads) = nn::value_and_grad(0, |cx| {
         let out = blocks
             .iter()
@@ -213,6 +216,7 @@ pub fn autograd_step(
         .flat_map(|b| b.parameters())
         .collect::<Vec<_>>();
     Sgd::new(params, f64::from(lr)).step(&grads);
+    // end cell
     loss
 }
 

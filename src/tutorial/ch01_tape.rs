@@ -4,8 +4,8 @@
 //! itself, and the reverse sweep over it one node at a time, where a value used twice
 //! receives two contributions that are summed.
 
-use super::page::{Page, Table, sig};
-use super::plot::{Figure, Panel, Series, Style};
+use super::page::{Page, Table, Verdict, sig};
+use super::plot::{Figure, Legend, Panel, Series, Style};
 use super::{Chapter, Progress};
 use autograd::{BackwardStep, Tape, Tensor, seeded_rng};
 use nn::{Ctx, Init, Module, ResidualBlock};
@@ -15,6 +15,7 @@ pub const CHAPTER: Chapter = Chapter {
     number: 1,
     slug: "01_tape",
     title: "The tape",
+    source: source!("ch01_tape.rs"),
     page: |size, progress| run(&size.pick(Config::full, Config::smoke), progress).page(),
 };
 
@@ -134,20 +135,25 @@ impl TapeChapter {
 
 /// Records both computations and steps through their reverse sweeps.
 pub fn run(config: &Config, _progress: &Progress) -> TapeChapter {
-    // y = (a + b)·a: `a` is used twice.
+    // cell: scalar
     let tape = Tape::<f64>::new();
     let a = tape.var(Tensor::scalar(config.a));
     let b = tape.var(Tensor::scalar(config.b));
-    let s = &a + &b;
-    let y = &s * &a;
-    tape.track_contributions(&a);
-    let mut steps = y.backward_steps();
-    let scalar_steps: Vec<SweepStep> = steps.by_ref().map(|s| SweepStep::of(&s)).collect();
+    let y = &(&a + &b) * &a; // `a` is used twice
+    // end cell
+    // cell: sweep
+    tape.track_contributions(&a); // keep each contribution that arrives at `a`
+    let mut steps = y.backward_steps(); // the reverse loop, one node per step
+    let sweep: Vec<BackwardStep<f64>> = steps.by_ref().collect();
     let grads = steps.into_gradients();
+    let (grad_a, grad_b) = (grads.wrt(&a).item(), grads.wrt(&b).item());
+    // end cell
+    let scalar_steps = sweep.iter().map(SweepStep::of).collect();
     let arrivals_a = arrivals(&grads, &a);
 
-    // The notebook's block: H(x) = ReLU(W2·ReLU(W1·x + b1) + b2 + x), L = Σ H.
     let mut rng = seeded_rng(1);
+    // cell: block
+    // The notebook's block H(x) = ReLU(W2·ReLU(W1·x + b1) + b2 + x), and L = Σ H.
     let block = ResidualBlock::<f64>::new(config.width, Init::he(), &mut rng);
     let block_tape = Tape::<f64>::new();
     let cx = Ctx::train(&block_tape, 0);
@@ -162,6 +168,7 @@ pub fn run(config: &Config, _progress: &Progress) -> TapeChapter {
     let mut steps = loss.backward_steps();
     let raw: Vec<BackwardStep<f64>> = steps.by_ref().collect();
     let block_grads = steps.into_gradients();
+    // end cell
     // `Ctx::param` returns the Var a parameter was bound to in this step: its node id.
     let leaf_names = [
         (x.node_id(), "x"),
@@ -194,8 +201,8 @@ pub fn run(config: &Config, _progress: &Progress) -> TapeChapter {
         config: config.clone(),
         scalar_listing: tape.to_string(),
         y: y.item(),
-        grad_a: grads.wrt(&a).item(),
-        grad_b: grads.wrt(&b).item(),
+        grad_a,
+        grad_b,
         scalar_steps,
         arrivals_a,
         block_listing: block_tape.table().with_gradients(&block_grads).to_string(),
@@ -245,22 +252,32 @@ impl TapeChapter {
     /// The chapter's page.
     pub fn page(&self) -> Page {
         let c = &self.config;
-        let mut page = Page::new(CHAPTER.number, CHAPTER.title);
-        page.prose(
-            "Every operation on a tracked value appends one node to a flat list, the Wengert \
-             list: the op, the ids of its inputs, the shape of its result, the bytes its \
-             backward rule keeps (\"saved B\") and the line that recorded it. Here is \
-             y = (a + b)·a:",
+        let mut page = Page::of(&CHAPTER);
+        page.variant(
+            "the notebook's own block, H(x) = ReLU(F(x) + x) with F = Linear → ReLU → Linear \
+             (nn::ResidualBlock): this chapter shows how a tape records exactly that code.",
         );
-        page.code(self.scalar_listing.clone());
+        page.prose(
+            "A reverse-mode autograd engine records the forward computation as it runs. wengert \
+             keeps the record as a flat list with one row per operation — a *Wengert list*, \
+             after R. E. Wengert, who wrote derivatives of programs this way in 1964. Each row \
+             holds the op, the ids of its inputs, the shape of its result, the bytes its \
+             backward rule keeps (\"saved B\") and the source line that recorded it. Three \
+             lines of Rust record y = (a + b)·a:",
+        );
+        page.cell("scalar");
+        page.output(self.scalar_listing.clone());
         page.prose(format!(
-            "Backward is one loop over that list from the end. When the loop reaches a node, \
-             its adjoint ∂y/∂node is final — every consumer comes later in the list and has \
-             already sent its share — and the node's backward rule sends one contribution to \
-             each input. With a = {}, b = {} (y = {}), `backward_steps()` shows the loop one \
-             node at a time:",
+            "Backward is one loop over that list from the end. Each node's *adjoint* is ∂y/∂node, \
+             the derivative of the output with respect to that node's value. When the loop \
+             reaches a node its adjoint is final — every consumer comes later in the list and \
+             has already sent its share — and the node's backward rule turns it into one \
+             contribution per input: the adjoint times the op's local derivative, a \
+             *vector–Jacobian product* (VJP). `backward_steps()` runs the loop one node at a \
+             time, with a = {}, b = {} (y = {}):",
             c.a, c.b, self.y
         ));
+        page.cell("sweep");
         page.table(steps_table(&self.scalar_steps, "adjoint ∂y/∂node", "sends"));
         let parts: Vec<String> = self
             .arrivals_a
@@ -275,14 +292,19 @@ impl TapeChapter {
             self.grad_a,
             self.grad_b
         ));
+        page.heading("The notebook's block on the tape");
         page.prose(format!(
-            "The notebook's residual block, H(x) = ReLU(W₂·ReLU(W₁·x + b₁) + b₂ + x), on a \
-             {}×{} input records the same way, with L = Σ H. The skip connection is the `add` \
-             node whose second input is x itself (%{}); the last column is ‖∂L/∂node‖ after \
-             backward:",
-            c.batch, c.width, self.x_node
+            "The notebook's residual block on a {}×{} input, with L = Σ H, records the same \
+             way. Its skip connection is nothing but the `+ x` inside the block's forward \
+             pass: an `add` node whose second input is x itself.",
+            c.batch, c.width
         ));
-        page.code(self.block_listing.clone());
+        page.cell("block");
+        page.prose(format!(
+            "The list, with ‖∂L/∂node‖ after backward in the last column; x is %{}:",
+            self.x_node
+        ));
+        page.output(self.block_listing.clone());
         page.table(steps_table(&self.block_steps, "‖adjoint‖", "sends (norms)"));
         let parts: Vec<String> = self
             .arrivals_x
@@ -310,18 +332,37 @@ impl TapeChapter {
             sig(self.x_sum_error(), 2),
         ));
         page.figure(self.figure());
+        page.claim(
+            "Frameworks need no ResidualBlock backward: `+` records a node and the gradient is \
+             routed through both branches automatically",
+            format!(
+                "{} contributions arrive at x (skip and branch); |their sum − ∂L/∂x| = {}",
+                self.arrivals_x.len(),
+                sig(self.x_sum_error(), 2)
+            ),
+            if self.arrivals_x.len() == 2 && self.x_sum_error() < 1e-12 {
+                Verdict::Confirmed
+            } else {
+                Verdict::Refuted
+            },
+        );
+        page.takeaways([
+            "A Wengert list is the forward computation written down, one row per op; backward \
+             is a single reverse loop over it.",
+            "Each node's backward rule is a vector–Jacobian product: it turns the node's \
+             adjoint into one contribution per input.",
+            "A value used twice receives two contributions, which the tape sums: a skip \
+             connection needs no code of its own in the backward pass.",
+        ]);
         page
     }
 
     /// The block's tape as an arc diagram: nodes in recording order, one arc from each
     /// input to its consumer; the arcs leaving x are highlighted.
     pub fn figure(&self) -> Figure {
-        let mut panel = Panel::new(
-            "the residual block's tape: an arc from each input to its consumer",
-            "",
-            "",
-        )
-        .without_axes();
+        let mut panel =
+            Panel::diagram("the residual block's tape: an arc from each input to its consumer")
+                .legend(Legend::Right);
         let n = self.block_ops.len();
         let span = n.max(2) as f64 - 1.0;
         for &(from, to) in &self.block_edges {

@@ -1,28 +1,62 @@
 //! Chapter 6 — The unraveled view.
 //!
 //! k residual blocks make 2ᵏ paths from input to output. The gradient that reaches the
-//! input through paths of each length, exactly (nn::analysis); and Veit et al.'s lesion
-//! study — deleting blocks from a trained residual network against deleting layers from a
-//! trained plain one.
+//! input through paths of each length: exactly, summed per length (nn::analysis), and per
+//! path, by sampling paths as Veit et al. did. Then their lesion study — deleting blocks
+//! from a trained residual network against deleting layers from a trained plain one — with
+//! the decision boundaries before and after.
 
-use super::ch05_degradation::{Kind, median, recipe};
-use super::page::{Page, Table, sig};
-use super::plot::{Figure, Panel, Series, Style};
-use super::training::{Evaluation, OptimizerKind, train};
+use super::seeds::median;
+use nn::{Activation, Init, MlpConfig};
+
+/// Plain or residual.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Hidden layers Linear → ReLU.
+    Plain,
+    /// Blocks ReLU(F(h)/√L + h).
+    Residual,
+}
+
+impl Kind {
+    /// "plain" or "residual".
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::Plain => "plain",
+            Kind::Residual => "residual",
+        }
+    }
+}
+
+/// The recipe of one network.
+pub fn recipe(kind: Kind, width: usize, depth: usize) -> MlpConfig {
+    match kind {
+        Kind::Plain => MlpConfig::plain(2, width, 2, depth),
+        Kind::Residual => {
+            MlpConfig::residual(2, width, 2, depth).branch_scale(Some(1.0 / (depth as f64).sqrt()))
+        }
+    }
+    .activation(Activation::Relu)
+    .init(Init::he())
+}
+use super::page::{Page, Table, Verdict, sig};
+use super::plot::{Field, Figure, Legend, Panel, Series, Shape, Style};
+use super::training::{Evaluation, OptimizerKind, probability_field, train};
 use super::{Chapter, Progress};
 use autograd::rand::seq::SliceRandom;
-use autograd::{Tape, seeded_rng};
+use autograd::{Tape, Tensor, Var, seeded_rng};
 use nn::analysis::path_gradients;
 use nn::builder::Branch;
 use nn::data::{Dataset, two_spirals};
 use nn::loss::{accuracy, cross_entropy};
-use nn::{Ctx, HiddenUnit, Mlp, Module, Residual};
+use nn::{Ctx, HiddenUnit, Mlp, Module, Residual, ResidualUnit};
 
 /// The chapter as the examples and the tour run it.
 pub const CHAPTER: Chapter = Chapter {
     number: 6,
     slug: "06_unraveled",
     title: "The unraveled view",
+    source: source!("ch06_unraveled.rs"),
     page: |size, progress| run(&size.pick(Config::full, Config::smoke), progress).page(),
 };
 
@@ -43,6 +77,10 @@ pub struct Config {
     pub multi_lesions: Vec<usize>,
     /// Random draws of the deleted units per number.
     pub draws: usize,
+    /// Paths sampled per length for the per-path gradient.
+    pub path_samples: usize,
+    /// Cells per side of the decision-boundary grid.
+    pub grid: usize,
     /// Seed of the weights and of the draws.
     pub seed: u64,
 }
@@ -58,6 +96,8 @@ impl Config {
             optimizer: OptimizerKind::Adam { lr: 0.01 },
             multi_lesions: (0..=8).collect(),
             draws: 20,
+            path_samples: 24,
+            grid: 72,
             seed: 0,
         }
     }
@@ -70,6 +110,8 @@ impl Config {
             steps: 200,
             multi_lesions: vec![0, 1, 2, 4],
             draws: 5,
+            path_samples: 6,
+            grid: 16,
             ..Self::full()
         }
     }
@@ -86,6 +128,9 @@ pub struct PathProfile {
     pub total: f64,
     /// ‖Σⱼ bucketⱼ − ∂L/∂h₀‖: how exactly the buckets add up to the gradient.
     pub sum_error: f64,
+    /// The mean norm of one path's gradient, by length, over sampled paths (Veit et al.'s
+    /// per-path magnitude).
+    pub sampled_per_path: Vec<f64>,
 }
 
 impl PathProfile {
@@ -131,8 +176,39 @@ pub struct LesionStudy {
     pub intact: Evaluation,
     /// The loss with unit i deleted, for each i.
     pub single: Vec<Evaluation>,
-    /// For each number of deleted units: the median loss and median accuracy over the draws.
-    pub multiple: Vec<(usize, Evaluation)>,
+    /// For each number of deleted units, every draw's evaluation.
+    pub multiple: Vec<(usize, Vec<Evaluation>)>,
+}
+
+/// The median and the worst of some evaluations: one statistic for every lesion table.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Summary {
+    /// Median loss.
+    pub median_loss: f64,
+    /// Highest loss.
+    pub worst_loss: f64,
+    /// Median accuracy.
+    pub median_accuracy: f64,
+    /// Lowest accuracy.
+    pub worst_accuracy: f64,
+}
+
+impl Summary {
+    /// The summary of `evals`.
+    pub fn of(evals: &[Evaluation]) -> Self {
+        Summary {
+            median_loss: median(evals.iter().map(|e| e.loss).collect()),
+            worst_loss: evals
+                .iter()
+                .map(|e| e.loss)
+                .fold(f64::NEG_INFINITY, f64::max),
+            median_accuracy: median(evals.iter().map(|e| e.accuracy).collect()),
+            worst_accuracy: evals
+                .iter()
+                .map(|e| e.accuracy)
+                .fold(f64::INFINITY, f64::min),
+        }
+    }
 }
 
 impl LesionStudy {
@@ -142,6 +218,21 @@ impl LesionStudy {
             .iter()
             .filter(|e| e.accuracy >= accuracy)
             .count()
+    }
+
+    /// Median and worst of the single deletions.
+    pub fn single_summary(&self) -> Summary {
+        Summary::of(&self.single)
+    }
+
+    /// The unit whose deletion alone costs the median loss (the lower middle one).
+    pub fn median_unit(&self) -> usize {
+        let mut order: Vec<usize> = (0..self.single.len()).collect();
+        order.sort_by(|&a, &b| self.single[a].loss.total_cmp(&self.single[b].loss));
+        order
+            .get(order.len().saturating_sub(1) / 2)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The median over units of the loss increase caused by deleting that unit alone.
@@ -170,19 +261,43 @@ pub struct UnraveledChapter {
     pub residual: LesionStudy,
     /// The lesion study of the plain network.
     pub plain: LesionStudy,
+    /// The mean |logit₁ − logit₀| of the trained residual network on the training set.
+    pub residual_margin: f64,
+    /// Decision fields: residual intact, residual lesioned, plain intact, plain lesioned.
+    pub fields: Vec<Field>,
+    /// The unit deleted in the lesioned fields.
+    pub field_unit: usize,
+    /// The training points, for the figures.
+    pub points: Dataset<f64>,
 }
 
 /// Evaluation of `net` with the hidden units in `lesioned` deleted.
-fn lesioned(net: &Mlp<f64>, data: &Dataset<f64>, lesioned: &[usize]) -> Evaluation {
+fn lesioned(net: &Mlp<f64>, data: &Dataset<f64>, deleted: &[usize]) -> Evaluation {
+    let logits = lesioned_logits(net, &data.x, deleted);
+    let tape = Tape::new();
+    Evaluation {
+        loss: cross_entropy(&tape.constant(logits.clone()), &data.labels).item(),
+        accuracy: accuracy(&logits, &data.labels),
+    }
+}
+
+/// The logits of `net` on `x` with the hidden units in `deleted` deleted (evaluation mode).
+pub fn lesioned_logits(net: &Mlp<f64>, x: &Tensor<f64>, deleted: &[usize]) -> Tensor<f64> {
     let tape = Tape::new();
     let cx = Ctx::eval(&tape);
-    tape.no_grad(|| {
-        let logits = net.forward_with_lesions(&cx, &cx.input(data.x.clone()), lesioned);
-        Evaluation {
-            loss: cross_entropy(&logits, &data.labels).item(),
-            accuracy: accuracy(logits.value(), &data.labels),
-        }
-    })
+    let x = cx.input(x.clone());
+    // cell: lesion
+    let mut h = net.input.forward(&cx, &x);
+    for (i, unit) in net.hidden.iter().enumerate() {
+        h = if deleted.contains(&i) {
+            unit.forward_lesioned(&cx, &h) // a block keeps its skip: ReLU(h); a plain layer: h
+        } else {
+            unit.forward(&cx, &h)
+        };
+    }
+    let logits = net.output.forward(&cx, &h);
+    // end cell
+    logits.value().clone()
 }
 
 /// The path profile of a residual [`Mlp`] on `data`: h₀ = input layer(x), ∂L/∂h_k from the
@@ -191,7 +306,12 @@ fn lesioned(net: &Mlp<f64>, data: &Dataset<f64>, lesioned: &[usize]) -> Evaluati
 ///
 /// # Panics
 /// If a hidden unit of `net` is not a residual block.
-pub fn path_profile(net: &mut Mlp<f64>, data: &Dataset<f64>) -> PathProfile {
+pub fn path_profile(
+    net: &mut Mlp<f64>,
+    data: &Dataset<f64>,
+    samples: usize,
+    seed: u64,
+) -> PathProfile {
     let tape = Tape::new();
     let cx = Ctx::eval(&tape);
     let (_, states) = net.forward_with_states(&cx, &cx.input(data.x.clone()));
@@ -221,7 +341,9 @@ pub fn path_profile(net: &mut Mlp<f64>, data: &Dataset<f64>) -> PathProfile {
             HiddenUnit::Plain(_) => panic!("path_profile: the network has a plain layer"),
         })
         .collect();
-    let paths = path_gradients(&blocks, &h0, &d_out);
+    // cell: buckets
+    let paths = path_gradients(&blocks, &h0, &d_out); // one gradient per path length 0..=k
+    // end cell
     net.hidden = blocks
         .into_iter()
         .map(|b| HiddenUnit::Residual(*b))
@@ -232,7 +354,82 @@ pub fn path_profile(net: &mut Mlp<f64>, data: &Dataset<f64>) -> PathProfile {
         counts: paths.path_counts(),
         total: total.norm(),
         sum_error: paths.total().max_abs_diff(&total),
+        sampled_per_path: sample_paths(net, &h0, &d_out, samples, seed),
     }
+}
+
+/// One block of the trained network, linearised at its input in the network's forward pass.
+struct Linearised<'t> {
+    /// The block's input, tracked.
+    x: Var<'t, f64>,
+    /// The branch's output (scaled), recorded from `x`.
+    branch: Var<'t, f64>,
+    /// ReLU'(F(x) + x): 1 where the unit after the sum is active, 0 elsewhere.
+    mask: Tensor<f64>,
+}
+
+/// The mean norm of a single path's gradient at h₀, for each path length, over `samples`
+/// random paths of that length (every path when there are fewer).
+fn sample_paths(
+    net: &Mlp<f64>,
+    h0: &Tensor<f64>,
+    d_out: &Tensor<f64>,
+    samples: usize,
+    seed: u64,
+) -> Vec<f64> {
+    let units: Vec<&dyn ResidualUnit<f64>> = net
+        .hidden
+        .iter()
+        .filter_map(HiddenUnit::as_residual_unit)
+        .collect();
+    let k = units.len();
+    let tapes: Vec<Tape<f64>> = (0..k).map(|_| Tape::new()).collect();
+    let mut h = h0.clone();
+    let mut blocks = Vec::with_capacity(k);
+    for (unit, tape) in units.iter().zip(&tapes) {
+        let cx = Ctx::eval(tape);
+        let x = cx.tracked_input(h.clone());
+        let branch = unit.branch(&cx, &x);
+        let z = branch.value() + x.value();
+        let mask = z.map(|v| if v > 0.0 { 1.0 } else { 0.0 });
+        h = z.map(|v| v.max(0.0));
+        blocks.push(Linearised { x, branch, mask });
+    }
+    let mut rng = seeded_rng(seed);
+    let mut order: Vec<usize> = (0..k).collect();
+    (0..=k)
+        .map(|j| {
+            let draws = samples.min(binomial(k, j).round() as usize).max(1);
+            let norms: Vec<f64> = (0..draws)
+                .map(|_| {
+                    order.shuffle(&mut rng);
+                    let path = &order[..j]; // the blocks whose branch this path takes
+                    one_path(&blocks, path, d_out).norm()
+                })
+                .collect();
+            norms.iter().sum::<f64>() / norms.len() as f64
+        })
+        .collect()
+}
+
+/// The gradient at h₀ carried by one path: through the branch of the blocks in `path`, the
+/// skip of the others.
+fn one_path(blocks: &[Linearised<'_>], path: &[usize], d_out: &Tensor<f64>) -> Tensor<f64> {
+    // cell: one_path
+    let mut g = d_out.clone(); // ∂L/∂h_k
+    for (i, block) in blocks.iter().enumerate().rev() {
+        g = &g * &block.mask; // through the ReLU after the sum
+        if path.contains(&i) {
+            g = block.branch.backward_with(g).wrt(&block.x); // through F_i: one VJP
+        } // through the skip: unchanged
+    }
+    // end cell
+    g
+}
+
+/// C(n, k) as a float.
+fn binomial(n: usize, k: usize) -> f64 {
+    (0..k).fold(1.0, |c, i| c * (n - i) as f64 / (i + 1) as f64)
 }
 
 /// Deletes single units, then random sets of units, from a trained network.
@@ -251,13 +448,7 @@ fn lesion_study(kind: Kind, net: &Mlp<f64>, data: &Dataset<f64>, config: &Config
                     lesioned(net, data, &chosen)
                 })
                 .collect();
-            (
-                k,
-                Evaluation {
-                    loss: median(draws.iter().map(|e| e.loss).collect()),
-                    accuracy: median(draws.iter().map(|e| e.accuracy).collect()),
-                },
-            )
+            (k, draws)
         })
         .collect();
     LesionStudy {
@@ -268,6 +459,12 @@ fn lesion_study(kind: Kind, net: &Mlp<f64>, data: &Dataset<f64>, config: &Config
     }
 }
 
+/// P(class 1) of `net`, with `deleted` units deleted, on a `cells × cells` grid over the
+/// square that holds the spirals.
+pub fn decision_field(net: &Mlp<f64>, deleted: &[usize], cells: usize) -> Field {
+    probability_field(cells, |grid| lesioned_logits(net, grid, deleted))
+}
+
 /// Runs the chapter.
 pub fn run(config: &Config, progress: &Progress) -> UnraveledChapter {
     let data = two_spirals::<f64>(config.points_per_class, 0.0, 0);
@@ -275,7 +472,7 @@ pub fn run(config: &Config, progress: &Progress) -> UnraveledChapter {
         .build::<f64>(&mut seeded_rng(config.seed));
     let plain =
         recipe(Kind::Plain, config.width, config.depth).build::<f64>(&mut seeded_rng(config.seed));
-    let paths_at_init = path_profile(&mut residual, &data);
+    let paths_at_init = path_profile(&mut residual, &data, config.path_samples, config.seed);
     let mut trained = Vec::new();
     for (kind, net) in [(Kind::Residual, &residual), (Kind::Plain, &plain)] {
         let label = format!("{} depth {}", kind.name(), config.depth);
@@ -290,15 +487,79 @@ pub fn run(config: &Config, progress: &Progress) -> UnraveledChapter {
         );
         trained.push((kind, run.last));
     }
-    progress.say("lesioning");
+    progress.say("paths and lesions");
+    let paths_trained = path_profile(&mut residual, &data, config.path_samples, config.seed + 1);
+    let residual_study = lesion_study(Kind::Residual, &residual, &data, config);
+    let plain_study = lesion_study(Kind::Plain, &plain, &data, config);
+    let logits = lesioned_logits(&residual, &data.x, &[]);
+    let residual_margin = (0..data.len())
+        .map(|r| (logits.get(&[r, 1]) - logits.get(&[r, 0])).abs())
+        .sum::<f64>()
+        / data.len().max(1) as f64;
+    let field_unit = residual_study.median_unit();
+    let fields = vec![
+        decision_field(&residual, &[], config.grid),
+        decision_field(&residual, &[field_unit], config.grid),
+        decision_field(&plain, &[], config.grid),
+        decision_field(&plain, &[field_unit], config.grid),
+    ];
     UnraveledChapter {
         config: config.clone(),
         paths_at_init,
-        paths_trained: path_profile(&mut residual, &data),
+        paths_trained,
         trained: [trained[0], trained[1]],
-        residual: lesion_study(Kind::Residual, &residual, &data, config),
-        plain: lesion_study(Kind::Plain, &plain, &data, config),
+        residual: residual_study,
+        plain: plain_study,
+        residual_margin,
+        fields,
+        field_unit,
+        points: data,
     }
+}
+
+impl PathProfile {
+    /// Veit et al.'s total gradient magnitude by length: the sampled per-path magnitude
+    /// times the number of paths of that length.
+    pub fn sampled_total(&self) -> Vec<f64> {
+        self.sampled_per_path
+            .iter()
+            .zip(&self.counts)
+            .map(|(p, c)| p * c)
+            .collect()
+    }
+
+    /// The shortest lengths `0..=j` whose sampled totals make up `share` of their sum.
+    pub fn sampled_lengths_carrying(&self, share: f64) -> (usize, usize) {
+        let totals = self.sampled_total();
+        let sum: f64 = totals.iter().sum();
+        // The smallest window around the peak that holds `share` of the total.
+        let peak = totals
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map_or(0, |(j, _)| j);
+        let (mut lo, mut hi, mut acc) = (peak, peak, totals.get(peak).copied().unwrap_or(0.0));
+        while acc < share * sum && (lo > 0 || hi + 1 < totals.len()) {
+            let left = if lo > 0 { totals[lo - 1] } else { -1.0 };
+            let right = if hi + 1 < totals.len() {
+                totals[hi + 1]
+            } else {
+                -1.0
+            };
+            if left >= right {
+                lo -= 1;
+                acc += left;
+            } else {
+                hi += 1;
+                acc += right;
+            }
+        }
+        (lo, hi)
+    }
+}
+
+fn percent(x: f64) -> String {
+    format!("{:.1} %", 100.0 * x)
 }
 
 impl UnraveledChapter {
@@ -306,24 +567,45 @@ impl UnraveledChapter {
     pub fn page(&self) -> Page {
         let c = &self.config;
         let k = c.depth;
-        let mut page = Page::new(CHAPTER.number, CHAPTER.title);
-        page.prose(format!(
-            "Unroll h ← F(h) + h over k blocks and the output becomes a sum over 2ᵏ paths, \
-             each choosing at every block between the branch and the skip; a path's length is \
-             the number of branches it passes through. For k = {k} that is {} paths, and \
-             C({k}, j) of them have length j. The backward pass through a block is linear in \
-             the upstream gradient, so ∂L/∂h₀ splits exactly into one term per length: carry \
-             k + 1 buckets backwards, the skip keeping a bucket's length, the branch moving it \
-             up by one (nn::analysis::path_gradients; with the ReLU after the sum, both terms \
-             first pass through its mask).",
-            2f64.powi(k as i32),
+        let mut page = Page::of(&CHAPTER);
+        page.variant(format!(
+            "the notebook's block with ReLU after the sum and the branch scaled by 1/√L, \
+             ReLU(F(h)/√{k} + h) — the block of chapter 5, trained here on two spirals; deleting \
+             a block keeps its skip, so what remains is still a network."
         ));
+        page.prose(
+            "The notebook unrolls three blocks, ŷ = F₃(h₂) + h₂ with h₂ = F₂(h₁) + h₁ and \
+             h₁ = F₁(x) + x, into a sum over every way through the network: at each block a \
+             path either enters the branch or takes the skip, so three blocks give 2³ = 8 paths \
+             (the activation after each sum is left out, as in the notebook). A path's *length* \
+             is the number of branches it passes through:",
+        );
+        page.figure(self.unraveled_diagram());
         page.prose(format!(
-            "The network: {} blocks ReLU(F(h)/√{k} + h) of width {}, He initialisation, on the \
-             {} points of two spirals; measured at initialisation and after {} steps of {} \
-             (final training loss {}). The buckets add up to the ordinary ∂L/∂h₀ to within {} \
-             (initialisation) and {} (trained).",
-            k,
+            "With k blocks there are 2ᵏ paths, C(k, j) of them of length j. For k = {k} that \
+             is {} paths. The backward pass through a block is linear in the gradient that \
+             arrives, so ∂L/∂h₀ splits exactly into one term per path length — a *path-length \
+             bucket*, the summed gradient of every path of that length. Carry k + 1 buckets \
+             backwards: the skip keeps a bucket's length, the branch moves it up by one \
+             (nn::analysis::path_gradients; with the ReLU after the sum, both terms first pass \
+             through its mask):",
+            sig(2f64.powi(k as i32), 4)
+        ));
+        page.cell("buckets");
+        page.prose(
+            "A bucket is a sum, and the paths in it can cancel: ‖bucket_j‖ / C(k, j) is only a \
+             lower bound on the average size of one path's gradient. Veit et al. (2016) \
+             measured the size of single paths by sampling them. We do the same: a random set \
+             of j blocks, the gradient carried by exactly that path — through the branches of \
+             those blocks and the skips of all others, linearised at the network's actual \
+             forward pass — and its norm:",
+        );
+        page.cell("one_path");
+        page.prose(format!(
+            "The network: {k} blocks of width {}, He initialisation, on the {} points of two \
+             spirals; measured at initialisation and after {} steps of {} (final training loss \
+             {}). The buckets add up to the ordinary ∂L/∂h₀ to within {} (initialisation) and \
+             {} (trained); {} paths sampled per length.",
             c.width,
             2 * c.points_per_class,
             c.steps,
@@ -331,82 +613,90 @@ impl UnraveledChapter {
             sig(self.trained[0].1.loss, 2),
             sig(self.paths_at_init.sum_error, 2),
             sig(self.paths_trained.sum_error, 2),
+            c.path_samples,
         ));
         let mut t = Table::new([
             "length j",
             "paths C(k, j)",
-            "‖gradient‖, init",
-            "‖gradient‖, trained",
+            "‖bucket‖, init",
+            "from the buckets, init",
+            "one path (sampled), init",
+            "‖bucket‖, trained",
+            "from the buckets, trained",
+            "one path (sampled), trained",
         ]);
+        let (init, trained) = (&self.paths_at_init, &self.paths_trained);
         for j in 0..=k {
             t.row([
                 j.to_string(),
-                sig(self.paths_at_init.counts[j], 4),
-                sig(self.paths_at_init.norms[j], 3),
-                sig(self.paths_trained.norms[j], 3),
+                sig(init.counts[j], 4),
+                sig(init.norms[j], 3),
+                sig(init.norms[j] / init.counts[j], 2),
+                sig(init.sampled_per_path[j], 2),
+                sig(trained.norms[j], 3),
+                sig(trained.norms[j] / trained.counts[j], 2),
+                sig(trained.sampled_per_path[j], 2),
             ]);
         }
         page.table(t);
-        let (init, trained) = (&self.paths_at_init, &self.paths_trained);
-        let most = (k as f64 / 2.0).round() as usize;
-        let per_path = |p: &PathProfile, j: usize| p.norms[j] / p.counts[j];
+        let cancel = |p: &PathProfile| {
+            (1..=k)
+                .map(|j| p.sampled_per_path[j] / (p.norms[j] / p.counts[j]))
+                .fold(0.0, f64::max)
+        };
+        let (ilo, ihi) = init.sampled_lengths_carrying(0.9);
+        let (tlo, thi) = trained.sampled_lengths_carrying(0.9);
+        let typical = k as f64 / 2.0;
         page.prose(format!(
-            "Most paths have length about k/2 = {most} ({} of them). At initialisation the \
-             gradient comes from much shorter ones: the largest bucket is length {} and the \
-             lengths 0…{} carry 90 % of the summed bucket norms; shared out over its paths, \
-             ‖bucket_j‖ / C(k, j) {} from {} at j = 0 to {} at j = {k}. Training moves the \
-             gradient towards longer paths as the branches grow — the peak moves to length {}, \
-             90 % within 0…{}. Veit et al. (2016) found that in a trained \
-             110-layer ResNet most of the gradient comes from paths 5 to 17 blocks deep, far \
-             shorter than the 55 blocks of a typical path: the \"ensemble of shallower \
-             networks\" of the notebook's discussion.",
-            sig(init.counts[most], 4),
-            init.peak(),
-            init.lengths_carrying(0.9),
-            if per_path(init, k) < per_path(init, 0) {
-                "falls"
-            } else {
-                "rises"
-            },
-            sig(per_path(init, 0), 2),
-            sig(per_path(init, k), 2),
-            trained.peak(),
-            trained.lengths_carrying(0.9),
+            "The sampled per-path size is up to {}× the lower bound at initialisation and {}× \
+             after training: paths of one length do cancel, so the bucket norms understate the \
+             single paths. Weighting each length by its number of paths (Veit's \"total \
+             gradient magnitude\"), 90 % of the gradient comes from lengths {ilo}–{ihi} at \
+             initialisation and {tlo}–{thi} after training, while a typical path has length \
+             k/2 = {}: the gradient flows mostly through paths shorter than the typical one. \
+             Veit et al. found the same in a 110-layer ResNet: 54 residual blocks (three stages \
+             of 18), so a typical path passes about 27 of them (Binomial(54, ½)), and almost \
+             all of the gradient came from paths 5 to 17 blocks long — the \"ensemble of \
+             relatively shallow networks\" of the notebook's discussion.",
+            sig(cancel(init), 2),
+            sig(cancel(trained), 2),
+            sig(typical, 2),
         ));
         page.figure(self.paths_figure());
 
+        page.heading("Deleting blocks");
         let (res, plain) = (&self.residual, &self.plain);
         page.prose(format!(
             "If a residual network is an ensemble of paths, deleting one block should only \
-             remove the paths through it and leave the rest working. Both networks of depth {k} \
-             were trained with {} to a training loss near zero (residual {}, plain {}). \
-             Deleting a block keeps the skip (the block becomes ReLU(h)); deleting a plain layer \
-             replaces it by the identity.",
+             remove the paths through it — half of them — and leave the rest working. Both \
+             networks of depth {k} were trained with {} (residual: training loss {}, plain: {}). \
+             Deleting a block keeps its skip (the block becomes ReLU(h)); deleting a plain layer \
+             replaces it by the identity:",
             c.optimizer.describe(),
             sig(res.intact.loss, 2),
             sig(plain.intact.loss, 2),
         ));
+        page.cell("lesion");
         let mut t = Table::new([
             "network",
             "intact loss",
-            "one deleted: median loss",
-            "lowest",
-            "highest",
+            "intact accuracy",
+            "median loss",
+            "worst loss",
             "median accuracy",
+            "worst accuracy",
             "deletions keeping ≥ 99 %",
         ]);
         for study in [res, plain] {
-            let losses: Vec<f64> = study.single.iter().map(|e| e.loss).collect();
+            let s = study.single_summary();
             t.row([
                 study.kind.name().to_string(),
                 sig(study.intact.loss, 2),
-                sig(median(losses.clone()), 3),
-                sig(losses.iter().copied().fold(f64::INFINITY, f64::min), 3),
-                sig(losses.iter().copied().fold(f64::NEG_INFINITY, f64::max), 3),
-                format!(
-                    "{:.1} %",
-                    100.0 * median(study.single.iter().map(|e| e.accuracy).collect())
-                ),
+                percent(study.intact.accuracy),
+                sig(s.median_loss, 3),
+                sig(s.worst_loss, 3),
+                percent(s.median_accuracy),
+                percent(s.worst_accuracy),
                 format!(
                     "{} of {}",
                     study.harmless_deletions(0.99),
@@ -414,118 +704,323 @@ impl UnraveledChapter {
                 ),
             ]);
         }
+        page.prose("One unit deleted at a time, all of them in turn; the median and the worst over the units:");
         page.table(t);
-        let half = k / 2;
-        let worst = res
+        let (rs, ps) = (res.single_summary(), plain.single_summary());
+        let worst_unit = res
             .single
             .iter()
             .enumerate()
             .max_by(|a, b| a.1.loss.total_cmp(&b.1.loss))
             .map_or(0, |(i, _)| i);
+        let keep_all: Vec<f64> = res
+            .single
+            .iter()
+            .filter(|e| e.accuracy >= res.intact.accuracy)
+            .map(|e| e.loss)
+            .collect();
+        let flip: Vec<&Evaluation> = res
+            .single
+            .iter()
+            .filter(|e| e.accuracy < res.intact.accuracy)
+            .collect();
+        let explained = median(
+            flip.iter()
+                .map(|e| e.loss / ((1.0 - e.accuracy) * self.residual_margin))
+                .collect(),
+        );
         page.prose(format!(
-            "The median loss increase from deleting one unit: {} for the residual network, {} \
-             for the plain one — {}× more. In the plain chain every layer's output is the next \
-             layer's only input, and the identity is not a substitute for any of them. Not every \
-             residual block is dispensable: the costliest is block {} (loss {}), and deleting \
-             one of the first {half} blocks costs a median loss of {}, one of the last {}, {}.",
-            sig(res.median_single_increase(), 2),
-            sig(plain.median_single_increase(), 2),
-            sig(
-                plain.median_single_increase() / res.median_single_increase(),
-                2
-            ),
-            worst + 1,
-            sig(res.single[worst].loss, 2),
-            sig(
-                median(res.single[..half].iter().map(|e| e.loss).collect()),
-                2
-            ),
-            k - half,
-            sig(
-                median(res.single[half..].iter().map(|e| e.loss).collect()),
-                2
-            ),
+            "For the residual network the median deletion leaves {} accuracy (loss {}), the \
+             worst — block {} — {} (loss {}). For the plain network the median deletion leaves \
+             {} and the worst {}. The losses spread over orders of magnitude while the \
+             accuracies move by a few points, because a trained classifier is confident — the mean |logit₁ − logit₀| of the \
+             residual network is {} — so every point a deletion flips costs about that many \
+             nats, and nothing else matters much. {} of the {k} deletions flip no point (loss \
+             at most {}); for the {} that do, the loss is close to the share of points flipped \
+             times that margin (median ratio {}). The loss counts confident mistakes; the \
+             accuracy counts mistakes. Read both.",
+            percent(rs.median_accuracy),
+            sig(rs.median_loss, 2),
+            worst_unit + 1,
+            percent(rs.worst_accuracy),
+            sig(rs.worst_loss, 2),
+            percent(ps.median_accuracy),
+            percent(ps.worst_accuracy),
+            sig(self.residual_margin, 2),
+            keep_all.len(),
+            sig(keep_all.iter().copied().fold(0.0, f64::max), 2),
+            flip.len(),
+            sig(explained, 2),
         ));
         let mut t = Table::new([
             "units deleted",
-            "residual: loss",
-            "residual: accuracy",
-            "plain: loss",
-            "plain: accuracy",
+            "residual: median loss",
+            "worst loss",
+            "median accuracy",
+            "worst accuracy",
+            "plain: median loss",
+            "worst loss",
+            "median accuracy",
+            "worst accuracy",
         ]);
         for ((n, r), (_, p)) in res.multiple.iter().zip(&plain.multiple) {
+            let (r, p) = (Summary::of(r), Summary::of(p));
             t.row([
                 n.to_string(),
-                sig(r.loss, 3),
-                format!("{:.1} %", 100.0 * r.accuracy),
-                sig(p.loss, 3),
-                format!("{:.1} %", 100.0 * p.accuracy),
+                sig(r.median_loss, 3),
+                sig(r.worst_loss, 3),
+                percent(r.median_accuracy),
+                percent(r.worst_accuracy),
+                sig(p.median_loss, 3),
+                sig(p.worst_loss, 3),
+                percent(p.median_accuracy),
+                percent(p.worst_accuracy),
             ]);
         }
         page.prose(format!(
-            "Deleting several units at once, {} random choices each (median loss and accuracy \
+            "Several units at once, {} random choices for each number (the same statistics, \
              over the choices):",
             c.draws
         ));
         page.table(t);
-        let accuracy_at = |study: &LesionStudy, n: usize| {
+        let most = c.multi_lesions.iter().copied().max().unwrap_or(0);
+        let at = |study: &LesionStudy, n: usize| {
             study
                 .multiple
                 .iter()
                 .find(|(m, _)| *m == n)
-                .map_or(f64::NAN, |(_, e)| 100.0 * e.accuracy)
+                .map(|(_, e)| Summary::of(e))
         };
-        let most = c.multi_lesions.iter().copied().max().unwrap_or(0);
-        page.prose(format!(
-            "The loss of an overconfident classifier jumps at the first mistakes, so read the \
-             accuracy: the residual network loses it gradually as blocks go — {:.1} % with one \
-             deleted, {:.1} % with {most} — since each deletion removes only the paths through \
-             that block, while the plain network is at chance ({:.1} %) after the first \
-             deletion.",
-            accuracy_at(res, 1),
-            accuracy_at(res, most),
-            accuracy_at(plain, 1),
-        ));
+        if let (Some(r1), Some(rm), Some(p1)) = (at(res, 1), at(res, most), at(plain, 1)) {
+            page.prose(format!(
+                "The residual network loses accuracy gradually as blocks go — median {} with one \
+                 deleted, {} with {most} — since each deletion removes only the paths through \
+                 that block; the plain network's median is {} after a single deletion.",
+                percent(r1.median_accuracy),
+                percent(rm.median_accuracy),
+                percent(p1.median_accuracy),
+            ));
+        }
         page.figure(self.lesion_figure());
+        page.prose(format!(
+            "What a deletion does to the function: the decision boundaries of both networks, \
+             intact and with unit {} deleted — the residual network's median-cost deletion \
+             (colour: the probability of the orange class):",
+            self.field_unit + 1
+        ));
+        page.figure(self.boundary_figure());
+        let init_sum = init.sum_error <= 1e-9 * init.total.max(1e-300);
+        page.claim(
+            "k residual blocks make 2ᵏ paths of different lengths from input to output",
+            format!(
+                "k = {k}: Σⱼ C(k, j) = {}; the {} path-length buckets sum to ∂L/∂h₀ within {}",
+                sig(init.counts.iter().sum::<f64>(), 6),
+                k + 1,
+                sig(init.sum_error, 2)
+            ),
+            if init_sum {
+                Verdict::Confirmed
+            } else {
+                Verdict::Refuted
+            },
+        );
+        page.claim(
+            "Gradients flow mostly through the shorter paths; the network behaves like an \
+             ensemble of shallower networks",
+            format!(
+                "90 % of the sampled gradient magnitude from lengths {tlo}–{thi} (trained), \
+                 typical length {}",
+                sig(typical, 2)
+            ),
+            if (thi as f64) < typical {
+                Verdict::Confirmed
+            } else if (tlo as f64) < typical {
+                Verdict::Depends
+            } else {
+                Verdict::Refuted
+            },
+        );
+        page.claim(
+            "Some layers can be bypassed without dramatically affecting performance",
+            format!(
+                "one block deleted: median accuracy {}, worst {} (plain layer: median {}, \
+                 worst {})",
+                percent(rs.median_accuracy),
+                percent(rs.worst_accuracy),
+                percent(ps.median_accuracy),
+                percent(ps.worst_accuracy)
+            ),
+            if rs.median_accuracy >= 0.95 && rs.worst_accuracy >= 0.95 {
+                Verdict::Confirmed
+            } else if rs.median_accuracy >= 0.95 {
+                Verdict::Depends
+            } else {
+                Verdict::Refuted
+            },
+        );
+        page.takeaways([
+            format!(
+                "{k} blocks make {} paths; their gradients, summed per length, add up exactly \
+                 to ∂L/∂h₀, and most of the gradient comes from paths of length {tlo}–{thi}, \
+                 shorter than the typical {}.",
+                sig(2f64.powi(k as i32), 4),
+                sig(typical, 2)
+            ),
+            "‖bucket‖/C(k, j) is a lower bound on a single path's gradient — paths cancel; \
+             sampling paths measures their size."
+                .to_string(),
+            format!(
+                "Deleting one residual block leaves a median {} accuracy (worst {}); deleting \
+                 one plain layer, {} — most blocks are dispensable, not all.",
+                percent(rs.median_accuracy),
+                percent(rs.worst_accuracy),
+                percent(ps.median_accuracy)
+            ),
+        ]);
         page
     }
 
-    /// Paths and their gradients by length.
+    /// The notebook's three blocks unraveled: eight paths, one row each.
+    pub fn unraveled_diagram(&self) -> Figure {
+        let mut panel = Panel::diagram("three residual blocks, unraveled: 2³ = 8 paths");
+        let col = |b: usize| 2.0 + 2.2 * b as f64;
+        for p in 0..8usize {
+            let y = 7.0 - p as f64;
+            let taken: Vec<usize> = (0..3).filter(|b| p & (1 << (2 - b)) != 0).collect();
+            let length = taken.len();
+            let mut x = 0.6;
+            for b in 0..3 {
+                let (x0, x1) = (col(b) - 0.55, col(b) + 0.55);
+                if taken.contains(&b) {
+                    panel = panel
+                        .shape(Shape::Arrow {
+                            points: vec![(x, y), (x0, y)],
+                            color: length,
+                            dashed: false,
+                        })
+                        .shape(Shape::Box {
+                            from: (x0, y - 0.32),
+                            to: (x1, y + 0.32),
+                            label: format!("F{}", b + 1),
+                            color: length,
+                        });
+                    x = x1;
+                } else {
+                    panel = panel.shape(Shape::Arrow {
+                        points: vec![(x, y), (x1, y)],
+                        color: 7,
+                        dashed: true,
+                    });
+                    x = x1;
+                }
+            }
+            panel = panel
+                .shape(Shape::Arrow {
+                    points: vec![(x, y), (8.4, 3.5)],
+                    color: 7,
+                    dashed: false,
+                })
+                .note(-0.2, y, format!("length {length}"));
+        }
+        panel = panel
+            .shape(Shape::Node {
+                at: (8.6, 3.5),
+                radius: 16,
+                label: "Σ".to_string(),
+            })
+            .note(9.7, 3.5, "ŷ")
+            .shape(Shape::Box {
+                from: (0.45, -0.35),
+                to: (0.6, 7.35),
+                label: String::new(),
+                color: 7,
+            })
+            .note(0.52, 7.9, "x")
+            .note(
+                col(1),
+                -1.0,
+                "dashed: the skip; a box: the path enters that block's branch",
+            )
+            .x_limits(-1.2, 10.2)
+            .y_limits(-1.5, 8.4);
+        Figure::single(
+            "06_unraveled",
+            "The unraveled view of three residual blocks: every path from x to ŷ enters or skips \
+             each block (colour: the path's length)",
+            panel,
+        )
+    }
+
+    /// Buckets and sampled per-path gradients by length.
     pub fn paths_figure(&self) -> Figure {
         let k = self.config.depth;
-        let by_length = |v: &[f64]| -> Vec<(f64, f64)> {
-            v.iter().enumerate().map(|(j, &x)| (j as f64, x)).collect()
+        let by_length = |v: Vec<f64>| -> Vec<(f64, f64)> {
+            v.into_iter()
+                .enumerate()
+                .map(|(j, x)| (j as f64, x))
+                .collect()
         };
-        let counts = Panel::new(
-            format!("paths of each length, k = {k}"),
-            "path length j",
-            "number of paths C(k, j)",
+        // Sampled (solid) and from the buckets (dashed), at initialisation and trained.
+        let curves = |panel: Panel,
+                      sampled: fn(&PathProfile) -> Vec<f64>,
+                      bucket: fn(&PathProfile) -> Vec<f64>| {
+            [
+                (&self.paths_at_init, "init", 0),
+                (&self.paths_trained, "trained", 1),
+            ]
+            .into_iter()
+            .fold(panel, |panel, (profile, when, color)| {
+                panel
+                    .with(
+                        Series::line(
+                            format!("sampled paths, {when}"),
+                            by_length(sampled(profile)),
+                            color,
+                        )
+                        .styled(Style::LinePoints),
+                    )
+                    .with(
+                        Series::line(
+                            format!("from the buckets, {when}"),
+                            by_length(bucket(profile)),
+                            color,
+                        )
+                        .styled(Style::Dashed),
+                    )
+            })
+        };
+        let single = curves(
+            Panel::new("one path's gradient, by length", "path length j", "norm").log_y(),
+            |p| p.sampled_per_path.clone(),
+            |p| p.norms.iter().zip(&p.counts).map(|(n, c)| n / c).collect(),
         )
-        .log_y()
-        .with(
-            Series::line("paths", by_length(&self.paths_at_init.counts), 7)
-                .styled(Style::LinePoints),
-        );
-        let grads = Panel::new(
-            "gradient reaching h₀ through the paths of each length",
-            "path length j",
-            "‖Σ paths of length j‖",
-        )
-        .log_y()
-        .with(
-            Series::line("at initialisation", by_length(&self.paths_at_init.norms), 0)
-                .styled(Style::LinePoints),
+        .legend(Legend::Hidden);
+        let total = curves(
+            Panel::new(
+                format!("all paths of each length, k = {k}"),
+                "path length j",
+                "norm",
+            )
+            .log_y(),
+            PathProfile::sampled_total,
+            |p| p.norms.clone(),
         )
         .with(
-            Series::line("trained", by_length(&self.paths_trained.norms), 1)
-                .styled(Style::LinePoints),
+            Series::line(
+                "number of paths C(k, j)",
+                by_length(self.paths_at_init.counts.clone()),
+                7,
+            )
+            .styled(Style::Dots),
         );
         Figure::grid(
             "06_paths",
-            "The unraveled view: how many paths have each length, and how much gradient they \
-             carry (log scale)",
+            "Gradient by path length (log scale). Left: one path — sampled (solid) against the \
+             lower bound ‖bucket‖/C(k, j) (dashed). Right: all paths of a length — the sampled \
+             size times C(k, j) (solid), and the bucket's own norm (dashed); grey dots: the \
+             number of paths",
             2,
-            vec![counts, grads],
+            vec![single, total],
         )
     }
 
@@ -535,36 +1030,94 @@ impl UnraveledChapter {
             s.single
                 .iter()
                 .enumerate()
-                .map(|(i, e)| ((i + 1) as f64, e.loss))
+                .map(|(i, e)| ((i + 1) as f64, 100.0 * e.accuracy))
                 .collect()
         };
-        let multiple = |s: &LesionStudy| -> Vec<(f64, f64)> {
+        let multiple = |s: &LesionStudy, worst: bool| -> Vec<(f64, f64)> {
             s.multiple
                 .iter()
-                .map(|(n, e)| (*n as f64, 100.0 * e.accuracy))
+                .map(|(n, e)| {
+                    let sum = Summary::of(e);
+                    (
+                        *n as f64,
+                        100.0
+                            * if worst {
+                                sum.worst_accuracy
+                            } else {
+                                sum.median_accuracy
+                            },
+                    )
+                })
                 .collect()
         };
         let one = Panel::new(
             "delete one unit",
             "deleted block / layer i",
-            "training loss",
+            "training accuracy (%)",
         )
-        .log_y()
-        .with(Series::line("residual", single(&self.residual), 1).styled(Style::LinePoints))
-        .with(Series::line("plain", single(&self.plain), 0).styled(Style::LinePoints));
+        .with(Series::line("residual", single(&self.residual), 0).styled(Style::LinePoints))
+        .with(Series::line("plain", single(&self.plain), 3).styled(Style::LinePoints))
+        .legend(Legend::Hidden);
         let many = Panel::new(
             "delete several at random",
             "units deleted",
-            "median training accuracy (%)",
+            "training accuracy (%)",
         )
-        .with(Series::line("residual", multiple(&self.residual), 1).styled(Style::LinePoints))
-        .with(Series::line("plain", multiple(&self.plain), 0).styled(Style::LinePoints));
+        .with(
+            Series::line("residual", multiple(&self.residual, false), 0).styled(Style::LinePoints),
+        )
+        .with(
+            Series::line("residual, worst draw", multiple(&self.residual, true), 0)
+                .styled(Style::Dashed),
+        )
+        .with(Series::line("plain", multiple(&self.plain, false), 3).styled(Style::LinePoints))
+        .with(
+            Series::line("plain, worst draw", multiple(&self.plain, true), 3).styled(Style::Dashed),
+        );
         Figure::grid(
             "06_lesions",
-            "Lesion study: training loss after deleting one trained block (residual) or layer \
-             (plain), log scale; training accuracy after deleting several",
+            "Lesion study: training accuracy after deleting one trained block (residual) or layer \
+             (plain), and after deleting several at random (median and worst draw)",
             2,
             vec![one, many],
+        )
+    }
+
+    /// Decision boundaries of both networks, intact and lesioned.
+    pub fn boundary_figure(&self) -> Figure {
+        let unit = self.field_unit + 1;
+        let titles = [
+            "residual, intact".to_string(),
+            format!("residual, block {unit} deleted"),
+            "plain, intact".to_string(),
+            format!("plain, layer {unit} deleted"),
+        ];
+        let points = |class: usize| -> Vec<(f64, f64)> {
+            (0..self.points.len())
+                .filter(|&r| self.points.labels[r] == class)
+                .map(|r| (self.points.x.get(&[r, 0]), self.points.x.get(&[r, 1])))
+                .collect()
+        };
+        let panels = titles
+            .into_iter()
+            .zip(&self.fields)
+            .map(|(title, field)| {
+                Panel::new(title, "x₁", "x₂")
+                    .with_field(field.clone())
+                    .with(Series::line("class 0", points(0), 0).styled(Style::Dots))
+                    .with(Series::line("class 1", points(1), 1).styled(Style::Dots))
+                    .legend(Legend::Hidden)
+            })
+            .collect();
+        Figure::grid(
+            "06_boundaries",
+            format!(
+                "Decision boundaries on the two spirals: the residual and the plain network, intact \
+                 and with unit {unit} deleted (blue: class 0, orange: class 1; pale near the \
+                 boundary)"
+            ),
+            2,
+            panels,
         )
     }
 }

@@ -6,8 +6,9 @@
 //! same stream, pruning is constrained: a block's output width cannot shrink on its own;
 //! only its hidden width can (an "hourglass" block), or the whole stream at once.
 
-use super::page::{Page, Table, sig};
-use super::plot::{Figure, Legend, Panel, Series, Style};
+use super::page::{Page, Table, Verdict, sig};
+use super::plot::{Figure, Panel, Series, Style};
+use super::seeds::SeedRange;
 use super::training::{Evaluation, OptimizerKind, evaluate, train};
 use super::{Chapter, Progress};
 use autograd::{Tape, Tensor, seeded_rng};
@@ -24,6 +25,7 @@ pub const CHAPTER: Chapter = Chapter {
     number: 7,
     slug: "07_shapes",
     title: "Shapes that change",
+    source: source!("ch07_shapes.rs"),
     page: |size, progress| run(&size.pick(Config::full, Config::smoke), progress).page(),
 };
 
@@ -44,8 +46,8 @@ pub struct Config {
     pub optimizer: OptimizerKind,
     /// Widths kept when pruning (hidden width of every block, or the stream's width).
     pub kept: Vec<usize>,
-    /// Seed of the weights.
-    pub seed: u64,
+    /// Seeds: each trains a network that is then pruned every way.
+    pub seeds: Vec<u64>,
 }
 
 impl Config {
@@ -55,11 +57,11 @@ impl Config {
             width: 32,
             depth: 8,
             points_per_class: 256,
-            steps: 400,
+            steps: 300,
             fine_tune: 100,
             optimizer: OptimizerKind::Adam { lr: 0.01 },
-            kept: vec![32, 24, 16, 12, 8, 6, 4, 3, 2, 1],
-            seed: 0,
+            kept: vec![32, 16, 8, 4, 2, 1],
+            seeds: vec![0, 1, 2],
         }
     }
 
@@ -72,6 +74,7 @@ impl Config {
             steps: 200,
             fine_tune: 30,
             kept: vec![16, 8, 2],
+            seeds: vec![0, 1, 2],
             ..Self::full()
         }
     }
@@ -101,6 +104,8 @@ impl Cut {
 /// One pruned network.
 #[derive(Clone, Debug)]
 pub struct Pruned {
+    /// The seed of the network it was cut from.
+    pub seed: u64,
     /// How it was cut.
     pub cut: Cut,
     /// The width kept.
@@ -132,8 +137,8 @@ pub struct ShapesChapter {
     pub conv_shares: (f64, f64),
     /// The error when one block's output is pruned alone.
     pub lone_cut_error: String,
-    /// The trained network before pruning.
-    pub unpruned: Evaluation,
+    /// The trained networks before pruning, one per seed.
+    pub unpruned: Vec<Evaluation>,
     /// Its number of parameters.
     pub unpruned_parameters: usize,
     /// Every pruned network.
@@ -228,17 +233,18 @@ pub fn prune_hourglass(net: &Mlp<f64>, keep: usize) -> Mlp<f64> {
                 b.branch.linear1.weight.value(),
                 b.branch.linear2.weight.value(),
             );
+            // cell: hourglass
+            // Score hidden unit i by ‖row i of W₁‖·‖column i of W₂‖; keep the `keep` best.
             let scores: Vec<f64> = norms(&w1, 0)
                 .iter()
                 .zip(norms(&w2, 1))
                 .map(|(a, c)| a * c)
                 .collect();
             let kept = top(&scores, keep);
-            rebuild(
-                b,
-                slice(&b.branch.linear1, Some(&kept), None),
-                slice(&b.branch.linear2, None, Some(&kept)),
-            )
+            let linear1 = slice(&b.branch.linear1, Some(&kept), None); // fewer outputs
+            let linear2 = slice(&b.branch.linear2, None, Some(&kept)); // fewer inputs
+            // end cell
+            rebuild(b, linear1, linear2)
         })
         .collect();
     Mlp {
@@ -300,24 +306,27 @@ fn lone_cut_error(net: &Mlp<f64>, data: &Dataset<f64>) -> String {
 
 /// Runs the chapter.
 pub fn run(config: &Config, progress: &Progress) -> ShapesChapter {
-    let mut rng = seeded_rng(config.seed);
-    // The mismatch: a branch 16 → 32 cannot be added to its 16-wide input.
+    let mut rng = seeded_rng(7);
     let mismatch_error = {
         let tape = Tape::<f64>::new();
         let cx = Ctx::eval(&tape);
+        // cell: mismatch
         let x = cx.input(Tensor::ones(&[4, 16]));
-        let wide = Linear::<f64>::with_init(16, 32, true, Init::he(), &mut rng);
-        match wide.forward(&cx, &x).try_add(&x) {
-            Ok(_) => "no error".to_string(),
-            Err(e) => e.to_string(),
-        }
+        let widen = Linear::<f64>::with_init(16, 32, true, Init::he(), &mut rng);
+        let sum = widen.forward(&cx, &x).try_add(&x); // F(x) is [4, 32], x is [4, 16]
+        // end cell
+        sum.err()
+            .map_or_else(|| "no error".to_string(), |e| e.to_string())
     };
-    // The Linear projection block, checked against its manual twin.
-    let block = ProjectionBlock::<f64>::new(16, 32, Init::he(), &mut rng);
-    let x = Tensor::uniform(&[8, 16], -1.0, 1.0, &mut rng);
-    let y = Tensor::uniform(&[8, 32], -1.0, 1.0, &mut rng);
+    // cell: projection
+    let block = ProjectionBlock::<f64>::new(16, 32, Init::he(), &mut rng); // H = ReLU(F(x) + P·x)
+    let (x, y) = (
+        Tensor::uniform(&[8, 16], -1.0, 1.0, &mut rng),
+        Tensor::uniform(&[8, 32], -1.0, 1.0, &mut rng),
+    );
     let report = crosscheck_layers(&[&block], &x, &y)
         .unwrap_or_else(|e| panic!("cross-check of the projection block: {e}"));
+    // end cell
     let count = |params: Vec<(String, nn::Param<f64>)>| -> usize {
         params
             .iter()
@@ -332,17 +341,18 @@ pub fn run(config: &Config, progress: &Progress) -> ShapesChapter {
         branch_params,
         count(block.projection.named_parameters()),
     );
-    // The image block: 8 → 16 channels, stride 2, 1×1 convolution on the shortcut.
-    let conv = BasicConvBlock::<f64>::new(8, 16, 2, &mut rng);
     let image = Tensor::uniform(&[2, 8, 16, 16], -1.0, 1.0, &mut rng);
     let (conv_block, conv_shares) = {
         let tape = Tape::new();
         let cx = Ctx::train(&tape, 0);
+        // cell: conv_block
+        // ResNet's basic block, 8 → 16 channels at stride 2: the shortcut is a 1×1 convolution
+        let conv = BasicConvBlock::<f64>::new(8, 16, 2, &mut rng);
         let xv = cx.tracked_input(image.clone());
         let out = conv.forward(&cx, &xv);
-        let loss = (&out * &out).mean();
         tape.track_contributions(&xv);
-        let grads = loss.backward();
+        let grads = (&out * &out).mean().backward();
+        // end cell
         let proj = conv
             .projection
             .as_ref()
@@ -362,49 +372,60 @@ pub fn run(config: &Config, progress: &Progress) -> ShapesChapter {
         )
     };
 
-    // Pruning a trained residual MLP.
+    // Pruning trained residual MLPs.
     let data = two_spirals::<f64>(config.points_per_class, 0.0, 0);
     let recipe = MlpConfig::residual(2, config.width, 2, config.depth)
         .activation(Activation::Relu)
         .init(Init::he())
         .branch_scale(Some(1.0 / (config.depth as f64).sqrt()));
-    let net = recipe.build::<f64>(&mut seeded_rng(config.seed));
-    let label = format!("residual {} × {}", config.depth, config.width);
-    let run = train(
-        &net,
-        &data,
-        config.optimizer,
-        config.steps,
-        config.seed,
-        progress,
-        &label,
-    );
     let mut pruned = Vec::new();
-    for cut in [Cut::Hourglass, Cut::Stream] {
-        for &keep in &config.kept {
-            let small = match cut {
-                Cut::Hourglass => prune_hourglass(&net, keep),
-                Cut::Stream => prune_stream(&net, keep),
-            };
-            let before = evaluate(&small, &data);
-            let label = format!("fine-tuning, {} cut to {keep}", cut.describe());
-            let tuned = train(
-                &small,
-                &data,
-                config.optimizer,
-                config.fine_tune,
-                config.seed,
-                progress,
-                &label,
-            );
-            pruned.push(Pruned {
-                cut,
-                kept: keep,
-                parameters: small.num_parameters(),
-                pruned: before,
-                tuned: tuned.last,
-            });
+    let mut unpruned = Vec::new();
+    let mut lone = String::new();
+    let mut parameters = 0;
+    for &seed in &config.seeds {
+        let net = recipe.build::<f64>(&mut seeded_rng(seed));
+        let label = format!("residual {} × {}, seed {seed}", config.depth, config.width);
+        let run = train(
+            &net,
+            &data,
+            config.optimizer,
+            config.steps,
+            seed,
+            progress,
+            &label,
+        );
+        // cell: prune
+        for cut in [Cut::Hourglass, Cut::Stream] {
+            for &keep in &config.kept {
+                let small = match cut {
+                    Cut::Hourglass => prune_hourglass(&net, keep),
+                    Cut::Stream => prune_stream(&net, keep),
+                };
+                let before = evaluate(&small, &data);
+                let tuned = train(
+                    &small,
+                    &data,
+                    config.optimizer,
+                    config.fine_tune,
+                    seed,
+                    progress,
+                    "fine-tuning",
+                )
+                .last;
+                pruned.push(Pruned {
+                    seed,
+                    cut,
+                    kept: keep,
+                    parameters: small.num_parameters(),
+                    pruned: before,
+                    tuned,
+                });
+            }
         }
+        // end cell
+        unpruned.push(run.last);
+        lone = lone_cut_error(&net, &data);
+        parameters = net.num_parameters();
     }
     ShapesChapter {
         config: config.clone(),
@@ -413,9 +434,9 @@ pub fn run(config: &Config, progress: &Progress) -> ShapesChapter {
         linear_projection_max_rel: report.max_rel(),
         conv_block,
         conv_shares,
-        lone_cut_error: lone_cut_error(&net, &data),
-        unpruned: run.last,
-        unpruned_parameters: net.num_parameters(),
+        lone_cut_error: lone,
+        unpruned,
+        unpruned_parameters: parameters,
         pruned,
     }
 }
@@ -426,132 +447,287 @@ impl ShapesChapter {
         self.pruned.iter().filter(|p| p.cut == cut).collect()
     }
 
+    /// Median, lowest and highest accuracy over the seeds of one cut and width, right after
+    /// the cut (`tuned = false`) or after fine-tuning.
+    pub fn accuracy(&self, cut: Cut, kept: usize, tuned: bool) -> SeedRange {
+        SeedRange::of(
+            self.cut(cut)
+                .iter()
+                .filter(|p| p.kept == kept)
+                .map(|p| {
+                    if tuned {
+                        p.tuned.accuracy
+                    } else {
+                        p.pruned.accuracy
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// The parameters of the networks of one cut and width.
+    pub fn parameters(&self, cut: Cut, kept: usize) -> usize {
+        self.cut(cut)
+            .iter()
+            .find(|p| p.kept == kept)
+            .map_or(0, |p| p.parameters)
+    }
+
     /// The chapter's page.
     pub fn page(&self) -> Page {
         let c = &self.config;
-        let mut page = Page::new(CHAPTER.number, CHAPTER.title);
+        let mut page = Page::of(&CHAPTER);
+        page.variant(
+            "the notebook's block with a projection shortcut when the width changes, \
+             ReLU(F(x) + P·x); ResNet's basic convolutional block for images; and for pruning \
+             the ReLU(F(h)/√L + h) block of chapters 5 and 6, whose stream every block shares.",
+        );
         page.prose(
             "H(x) = F(x) + x adds two tensors, so they must have one shape. A branch that \
-             widens its input from 16 to 32 features cannot be added to that input; the tape \
-             refuses, naming the op, both shapes and the line:",
+             widens its input from 16 to 32 features cannot be added to that input:",
         );
-        page.code(self.mismatch_error.clone());
+        page.cell("mismatch");
+        page.prose("The tape refuses, naming the op, both shapes and the line:");
+        page.output(self.mismatch_error.clone());
         let (i, o, branch, projection) = self.linear_projection;
         page.prose(format!(
             "The notebook's fix is a learnable shortcut: H(x) = ReLU(F(x) + P·x), P a \
-             bias-free Linear {i} → {o} (nn::ProjectionBlock). Its branch has {branch} \
-             parameters and the projection {projection} more ({:.0} % of the block). Its \
-             backward on the tape matches the hand-written one, dR + Pᵀ·d (nn::manual), to a \
-             relative {}.",
+             bias-free Linear {i} → {o} (nn::ProjectionBlock), checked against its hand-written \
+             backward, dR + Pᵀ·d (nn::manual):",
+        ));
+        page.cell("projection");
+        page.prose(format!(
+            "The branch has {branch} parameters and the projection {projection} more ({:.0} % \
+             of the block); tape and hand-written gradients agree to a relative {}.",
             100.0 * projection as f64 / (branch + projection) as f64,
             sig(self.linear_projection_max_rel, 2),
         ));
         let (inp, out, branch, projection) = &self.conv_block;
+        page.prose(
+            "For images the projection is a 1×1 convolution, with a stride when the resolution \
+             halves (nn::BasicConvBlock: two 3×3 convolutions with batch norm, and \
+             nn::ConvProjection on the shortcut):",
+        );
+        page.cell("conv_block");
         page.prose(format!(
-            "For images the projection is a 1×1 convolution, with a stride when the \
-             resolution halves: the ResNet basic block (nn::conv_block::BasicConvBlock, two 3×3 \
-             convolutions with batch norm) from 8 to 16 channels at stride 2 maps {inp:?} to \
-             {out:?}. The 1×1 convolution (and its batch norm) has {projection} parameters, \
-             the branch {branch}. Two convolutions read x, and the tape sums their \
-             contributions: ‖·‖ = {} through the branch, {} through the projection shortcut.",
+            "It maps {inp:?} to {out:?}. The 1×1 convolution and its batch norm have \
+             {projection} parameters, the branch {branch}. Two convolutions read x, and the \
+             tape sums their contributions: ‖·‖ = {} through the branch, {} through the \
+             projection shortcut.",
             sig(self.conv_shares.0, 3),
             sig(self.conv_shares.1, 3),
         ));
+        page.heading("Pruning");
+        let acc = SeedRange::of(self.unpruned.iter().map(|e| e.accuracy).collect());
         page.prose(format!(
             "The same constraint binds pruning. Train a residual MLP of {} blocks on a stream \
-             of width {} ({} parameters; training loss {}, accuracy {:.1} %), then try to \
-             narrow one block's output on its own — half its output units — and the add \
-             fails:",
+             of width {} ({} parameters; training accuracy {} over {} seeds, median and range), \
+             then try to narrow one block's output on its own — half its output units — and \
+             the add fails:",
             c.depth,
             c.width,
             self.unpruned_parameters,
-            sig(self.unpruned.loss, 2),
-            100.0 * self.unpruned.accuracy
+            acc.percent(),
+            c.seeds.len()
         ));
-        page.code(self.lone_cut_error.clone());
+        page.output(self.lone_cut_error.clone());
         page.prose(format!(
             "Two cuts remain. Prune inside the blocks only — the hidden units between each \
-             block's two layers, keeping those with the largest ‖W₁ row‖·‖W₂ column‖ — and the \
-             blocks become hourglasses, {w} → k → {w}. Or prune the stream itself: the same \
-             channels in the input layer, in every block and in the output layer at once. \
-             Below, the training loss right after each cut and after {} steps of fine-tuning:",
-            c.fine_tune,
+             block's two layers — and the blocks become hourglasses, {w} → k → {w}:",
             w = c.width,
         ));
+        page.cell("hourglass");
+        page.prose(format!(
+            "Or prune the stream itself: the same channels in the input layer, in every block \
+             and in the output layer at once. Every trained network is cut both ways at every \
+             width, then fine-tuned for {} steps:",
+            c.fine_tune
+        ));
+        page.cell("prune");
         let mut t = Table::new([
             "cut",
             "width kept",
             "parameters",
-            "loss after cut",
-            "accuracy",
+            "accuracy after the cut",
             "after fine-tuning",
-            "accuracy",
         ]);
-        for p in &self.pruned {
-            t.row([
-                match p.cut {
-                    Cut::Hourglass => "hourglass".to_string(),
-                    Cut::Stream => "stream".to_string(),
-                },
-                p.kept.to_string(),
-                p.parameters.to_string(),
-                sig(p.pruned.loss, 3),
-                format!("{:.1} %", 100.0 * p.pruned.accuracy),
-                sig(p.tuned.loss, 3),
-                format!("{:.1} %", 100.0 * p.tuned.accuracy),
-            ]);
+        for cut in [Cut::Hourglass, Cut::Stream] {
+            for &kept in &c.kept {
+                t.row([
+                    match cut {
+                        Cut::Hourglass => "hourglass".to_string(),
+                        Cut::Stream => "stream".to_string(),
+                    },
+                    kept.to_string(),
+                    self.parameters(cut, kept).to_string(),
+                    self.accuracy(cut, kept, false).percent(),
+                    self.accuracy(cut, kept, true).percent(),
+                ]);
+            }
         }
+        page.prose(format!(
+            "Training accuracy, median over the {} seeds (lowest–highest):",
+            c.seeds.len()
+        ));
         page.table(t);
-        let narrowest = |cut| self.cut(cut).into_iter().min_by_key(|p| p.kept);
-        let second = |cut| {
-            let mut widths: Vec<&Pruned> = self.cut(cut);
-            widths.sort_by_key(|p| std::cmp::Reverse(p.kept));
-            widths.get(1).copied()
+        let narrowest = c.kept.iter().copied().min().unwrap_or(1);
+        // The narrowest waist at which every seed's fine-tuned hourglass network stays within
+        // one point of its own unpruned accuracy.
+        let harmless = |kept: usize| {
+            c.seeds.iter().zip(&self.unpruned).all(|(&seed, full)| {
+                self.cut(Cut::Hourglass)
+                    .iter()
+                    .find(|p| p.kept == kept && p.seed == seed)
+                    .is_some_and(|p| p.tuned.accuracy >= full.accuracy - 0.01)
+            })
         };
-        if let (Some(h), Some(s), Some(h2), Some(s2)) = (
-            narrowest(Cut::Hourglass),
-            narrowest(Cut::Stream),
-            second(Cut::Hourglass),
-            second(Cut::Stream),
-        ) {
-            page.prose(format!(
-                "Right after the cut neither network survives intact: keeping {} of {} units, \
-                 the hourglass network drops to {:.1} % and the narrower stream to {:.1} % — \
-                 weight magnitude is a poor guide to what a small network needs. Fine-tuning \
-                 for {} steps recovers both, differently. Hourglass blocks reach {:.1} % even \
-                 with a waist of {}: the stream and its skips carry the function through every \
-                 waist. But hourglass pruning cannot go below {} parameters — the stream's \
-                 layers stay untouched. Narrowing the stream goes further ({} parameters at \
-                 width {}) at a price ({:.1} % after fine-tuning), and it is one decision for \
-                 every block at once, not a choice per layer: the rigidity the notebook \
-                 describes.",
-                h2.kept,
-                c.width,
-                100.0 * h2.pruned.accuracy,
-                100.0 * s2.pruned.accuracy,
-                c.fine_tune,
-                100.0 * h.tuned.accuracy,
-                h.kept,
-                h.parameters,
-                s.parameters,
-                s.kept,
-                100.0 * s.tuned.accuracy,
-            ));
-        }
+        let harmless_waist = c.kept.iter().copied().filter(|&k| harmless(k)).min();
+        let h = self.accuracy(Cut::Hourglass, narrowest, true);
+        let s_n = self.accuracy(Cut::Stream, narrowest, true);
+        let h_cut = self.accuracy(Cut::Hourglass, c.width / 2, false);
+        let h_min = self.parameters(Cut::Hourglass, narrowest);
+        let rival = c
+            .kept
+            .iter()
+            .copied()
+            .filter(|&k| self.parameters(Cut::Stream, k) >= h_min)
+            .min_by_key(|&k| self.parameters(Cut::Stream, k));
+        page.prose(format!(
+            "Right after the cut, keeping {} of {} hidden units, the hourglass networks are at \
+             a median {:.1} %{}. The \
+             notebook warns that hourglass blocks, with their narrow waist, \"may hurt \
+             performance\"; here they do not: {} With a waist of {narrowest} the fine-tuned \
+             hourglass networks reach {}. The stream and its skips carry the function past \
+             every waist. Hourglass pruning stops at {} parameters — the stream's layers stay \
+             whole; narrowing the stream goes further ({} parameters at width {narrowest}, {} \
+             after fine-tuning), and it is one decision for every block at once: the rigidity \
+             the notebook describes.{}",
+            c.width / 2,
+            c.width,
+            100.0 * h_cut.median,
+            if h_cut.median < 0.9 {
+                " — weight magnitude is a poor guide to what a smaller network needs — and \
+                 fine-tuning recovers them"
+            } else {
+                ""
+            },
+            match harmless_waist {
+                Some(k) => format!(
+                    "at every seed, hourglass blocks with a waist as narrow as {k} of {} units \
+                     end within one point of the unpruned network's accuracy.",
+                    c.width
+                ),
+                None => "at no waist do all seeds stay within one point of the unpruned network."
+                    .to_string(),
+            },
+            h.percent(),
+            self.parameters(Cut::Hourglass, narrowest),
+            self.parameters(Cut::Stream, narrowest),
+            s_n.percent(),
+            match rival {
+                Some(k) => format!(
+                    " At a similar budget the hourglass cut {}: {h_min} parameters with a \
+                     waist of {narrowest} reach {}, the stream cut to width {k} ({} parameters) \
+                     reaches {}.",
+                    if h.median > self.accuracy(Cut::Stream, k, true).median {
+                        "wins"
+                    } else {
+                        "does not win"
+                    },
+                    h.percent(),
+                    self.parameters(Cut::Stream, k),
+                    self.accuracy(Cut::Stream, k, true).percent()
+                ),
+                None => String::new(),
+            },
+        ));
         page.figure(self.figure());
+        page.claim(
+            "When shapes differ, a learnable projection (a Linear or a 1×1 convolution) \
+             aligns the shortcut",
+            format!(
+                "projection block: tape vs hand-written backward, relative {}; conv block {:?} → \
+                 {:?}, gradient through both paths",
+                sig(self.linear_projection_max_rel, 2),
+                inp,
+                out
+            ),
+            if self.linear_projection_max_rel < 1e-10
+                && self.conv_shares.0 > 0.0
+                && self.conv_shares.1 > 0.0
+            {
+                Verdict::Confirmed
+            } else {
+                Verdict::Refuted
+            },
+        );
+        page.claim(
+            "Pruning one block's output breaks the identity shortcut; pruning decisions cannot \
+             be made per layer",
+            "narrowing one block's output: the add is refused (shape error)".to_string(),
+            if self.lone_cut_error.contains("add") {
+                Verdict::Confirmed
+            } else {
+                Verdict::Refuted
+            },
+        );
+        page.claim(
+            "Pruning only the hidden layers gives hourglass blocks whose narrow waist may hurt \
+             performance",
+            format!(
+                "after fine-tuning, waist {narrowest} of {}: {} training accuracy over {} seeds \
+                 (unpruned {})",
+                c.width,
+                h.percent(),
+                c.seeds.len(),
+                acc.percent()
+            ),
+            match harmless_waist {
+                Some(k) if k <= c.width / 4 => Verdict::Refuted,
+                Some(_) => Verdict::Depends,
+                None => Verdict::Confirmed,
+            },
+        );
+        page.takeaways([
+            "A skip needs F(x) and x of one shape; when the width or the resolution changes, a \
+             Linear or a 1×1 convolution on the shortcut makes the sum valid."
+                .to_string(),
+            "A block's output cannot be pruned alone: every block adds into the same stream, \
+             so the stream is pruned everywhere at once or not at all."
+                .to_string(),
+            match harmless_waist {
+                Some(k) => format!(
+                    "Hourglass blocks did not hurt here: after fine-tuning, waists down to {k} \
+                     of {} units kept every seed within a point of the unpruned accuracy.",
+                    c.width
+                ),
+                None => "Hourglass blocks cost accuracy here at every waist tried.".to_string(),
+            },
+        ]);
         page
     }
 
-    /// Accuracy against parameters for both cuts, before and after fine-tuning.
+    /// Accuracy against parameters for both cuts, before and after fine-tuning (medians
+    /// over the seeds, bars from the lowest to the highest).
     pub fn figure(&self) -> Figure {
-        let points = |cut: Cut, tuned: bool| -> Vec<(f64, f64)> {
-            self.cut(cut)
+        let series = |cut: Cut, tuned: bool, label: &str, color: usize, style: Style| {
+            let kept = &self.config.kept;
+            let points = kept
                 .iter()
-                .map(|p| {
-                    let e = if tuned { p.tuned } else { p.pruned };
-                    (p.parameters as f64, 100.0 * e.accuracy)
+                .map(|&k| {
+                    (
+                        self.parameters(cut, k) as f64,
+                        100.0 * self.accuracy(cut, k, tuned).median,
+                    )
                 })
-                .collect()
+                .collect();
+            let bars = kept.iter().map(|&k| {
+                let r = self.accuracy(cut, k, tuned);
+                (100.0 * r.low, 100.0 * r.high)
+            });
+            Series::line(label, points, color)
+                .styled(style)
+                .with_errors(bars.collect())
         };
         let panel = Panel::new(
             "pruning a trained residual MLP",
@@ -559,32 +735,39 @@ impl ShapesChapter {
             "training accuracy (%)",
         )
         .log_x()
-        .headroom(0.5)
-        .legend(Legend::UpperRight)
-        .with(
-            Series::line(
-                "hourglass, right after the cut",
-                points(Cut::Hourglass, false),
-                0,
-            )
-            .styled(Style::Dashed),
-        )
-        .with(
-            Series::line("hourglass, fine-tuned", points(Cut::Hourglass, true), 0)
-                .styled(Style::LinePoints),
-        )
-        .with(
-            Series::line("stream, right after the cut", points(Cut::Stream, false), 1)
-                .styled(Style::Dashed),
-        )
-        .with(
-            Series::line("stream, fine-tuned", points(Cut::Stream, true), 1)
-                .styled(Style::LinePoints),
-        );
+        .with(series(
+            Cut::Hourglass,
+            false,
+            "hourglass, right after the cut",
+            0,
+            Style::DashedPoints,
+        ))
+        .with(series(
+            Cut::Hourglass,
+            true,
+            "hourglass, fine-tuned",
+            0,
+            Style::LinePoints,
+        ))
+        .with(series(
+            Cut::Stream,
+            false,
+            "stream, right after the cut",
+            1,
+            Style::DashedPoints,
+        ))
+        .with(series(
+            Cut::Stream,
+            true,
+            "stream, fine-tuned",
+            1,
+            Style::LinePoints,
+        ));
         Figure::single(
             "07_pruning",
-            "Pruning inside the blocks (hourglass) against pruning the residual stream: \
-             training accuracy against parameters left (log scale)",
+            "Pruning inside the blocks (hourglass) against pruning the residual stream: training \
+             accuracy against parameters left (log scale; median over seeds, bars from the lowest \
+             to the highest)",
             panel,
         )
     }

@@ -6,7 +6,11 @@
 //! - a `Config` of problem sizes — `Config::full()` for the tour, `Config::smoke()` for the
 //!   tests — and a `run(&Config, &Progress)` that computes the chapter and returns its
 //!   numbers in a result struct (what the tests assert on);
-//! - the result's `page()`: prose, tables and [`plot::Figure`]s, a [`page::Page`];
+//! - the computation itself as short functions on the public `autograd`/`nn` API, with the
+//!   regions a reader should see marked as code cells (`// cell: name` … `// end cell`,
+//!   see [`cell`]);
+//! - the result's `page()`: prose, code cells cut from the chapter's own source, tables and
+//!   [`plot::Figure`]s, a [`page::Page`], plus the claims of the notebook it tested;
 //! - a [`Chapter`] constant, which the chapter's example and the tour hand to [`cli::main`].
 //!
 //! ```sh
@@ -14,10 +18,25 @@
 //! cargo run --release --example 05_degradation  # one chapter
 //! ```
 
+/// The [`Source`] of a file of `src/tutorial/`, read with `include_str!` when the tutorial
+/// is compiled: `source!("ch04_shortcuts.rs")`.
+macro_rules! source {
+    ($file:literal) => {
+        $crate::tutorial::cell::Source {
+            path: concat!("src/tutorial/", $file),
+            text: include_str!($file),
+        }
+    };
+}
+
+pub mod cell;
 pub mod cli;
+pub mod data;
+pub mod memory;
 pub mod page;
 pub mod plot;
 pub mod progress;
+pub mod seeds;
 pub mod timing;
 pub mod training;
 
@@ -31,8 +50,11 @@ pub mod ch07_shapes;
 pub mod ch08_cost;
 pub mod ch09_variants;
 pub mod ch10_manual;
+pub mod ch11_digits;
 
+pub use cell::Source;
 pub use page::Page;
+
 pub use progress::Progress;
 
 /// Which problem sizes a chapter runs at.
@@ -64,6 +86,8 @@ pub struct Chapter {
     pub slug: &'static str,
     /// The title.
     pub title: &'static str,
+    /// The chapter's source file, which its page's code cells are cut from.
+    pub source: Source,
     /// Runs the chapter at a size and lays out its page.
     pub page: fn(Size, &Progress) -> Page,
 }
@@ -81,5 +105,6 @@ pub fn chapters() -> Vec<Chapter> {
         ch08_cost::CHAPTER,
         ch09_variants::CHAPTER,
         ch10_manual::CHAPTER,
+        ch11_digits::CHAPTER,
     ]
 }

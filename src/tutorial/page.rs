@@ -1,20 +1,63 @@
-//! A chapter's output as a notebook page: prose, tables, preformatted text and figures,
-//! rendered for the terminal or as Markdown.
+//! A chapter's output as a notebook page: prose, code cells cut from the chapter's source,
+//! their outputs (tables, text) and figures, rendered for the terminal or as Markdown.
 
+use super::Chapter;
+use super::cell::{Cell, Source};
 use super::plot::Figure;
 use std::fmt::Write as _;
 
 /// One piece of a page, in reading order.
 #[derive(Clone, Debug)]
 pub enum Block {
+    /// A section heading.
+    Heading(String),
     /// A paragraph of prose (Markdown inline syntax allowed: `code`, *emphasis*).
     Prose(String),
-    /// A table of computed values.
+    /// Which residual block the page uses, and why: shown at the top.
+    Variant(String),
+    /// A code cell: an excerpt of the chapter's source that ran.
+    Cell(Cell),
+    /// A table of computed values (a cell's output).
     Table(Table),
-    /// Preformatted text (a tape listing, a sweep trace).
-    Code(String),
+    /// Preformatted output (a tape listing, an error message).
+    Output(String),
     /// A figure, written as SVG next to the page.
     Figure(Figure),
+    /// The chapter's takeaways, as bullets.
+    Takeaways(Vec<String>),
+}
+
+/// How a claim of the notebook fared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The measurement agrees with the claim.
+    Confirmed,
+    /// The measurement contradicts the claim.
+    Refuted,
+    /// True in some settings and not in others; the measured column says which.
+    Depends,
+}
+
+impl Verdict {
+    /// "confirmed", "refuted" or "depends".
+    pub fn word(&self) -> &'static str {
+        match self {
+            Verdict::Confirmed => "confirmed",
+            Verdict::Refuted => "refuted",
+            Verdict::Depends => "depends",
+        }
+    }
+}
+
+/// A claim of the notebook and what a chapter measured about it.
+#[derive(Clone, Debug)]
+pub struct Claim {
+    /// The claim, in a sentence.
+    pub claim: String,
+    /// The measurement, with its numbers.
+    pub measured: String,
+    /// The verdict, decided from the numbers.
+    pub verdict: Verdict,
 }
 
 /// A table: a header row and rows of cells. The first column is left-aligned, the others
@@ -25,6 +68,8 @@ pub struct Table {
     pub header: Vec<String>,
     /// The rows; each as long as the header.
     pub rows: Vec<Vec<String>>,
+    /// Whether every column is left-aligned (text), rather than the first only.
+    pub text: bool,
 }
 
 impl Table {
@@ -33,6 +78,7 @@ impl Table {
         Table {
             header: header.into_iter().map(Into::into).collect(),
             rows: Vec::new(),
+            text: false,
         }
     }
 
@@ -85,40 +131,68 @@ impl Table {
         out
     }
 
-    /// The table in GitHub Markdown.
+    /// The same table with every column left-aligned (columns of text, not numbers).
+    pub fn left_aligned(mut self) -> Self {
+        self.text = true;
+        self
+    }
+
+    /// The table in GitHub Markdown; a `|` inside a cell is escaped.
     pub fn to_markdown(&self) -> String {
+        let escape = |cells: &[String]| -> Vec<String> {
+            cells.iter().map(|c| c.replace('|', "\\|")).collect()
+        };
         let mut out = String::new();
-        let _ = writeln!(out, "| {} |", self.header.join(" | "));
+        let _ = writeln!(out, "| {} |", escape(&self.header).join(" | "));
         let aligns: Vec<&str> = (0..self.header.len())
-            .map(|i| if i == 0 { "---" } else { "---:" })
+            .map(|i| if i == 0 || self.text { "---" } else { "---:" })
             .collect();
         let _ = writeln!(out, "|{}|", aligns.join("|"));
         for row in &self.rows {
-            let _ = writeln!(out, "| {} |", row.join(" | "));
+            let _ = writeln!(out, "| {} |", escape(row).join(" | "));
         }
         out
     }
 }
 
-/// A chapter's page: a numbered title and its blocks.
+/// A chapter's page: a numbered title, its blocks, and the claims it tested.
 #[derive(Clone, Debug)]
 pub struct Page {
     /// Chapter number.
     pub number: usize,
     /// Chapter title.
     pub title: String,
+    /// The chapter's source file, where its cells are cut from.
+    pub source: Option<Source>,
     /// The content, in reading order.
     pub blocks: Vec<Block>,
+    /// The notebook's claims this chapter tested, for the claim table.
+    pub claims: Vec<Claim>,
 }
 
 impl Page {
-    /// An empty page.
+    /// An empty page with no source file (it can hold no cells).
     pub fn new(number: usize, title: impl Into<String>) -> Self {
         Page {
             number,
             title: title.into(),
+            source: None,
             blocks: Vec::new(),
+            claims: Vec::new(),
         }
+    }
+
+    /// An empty page for a chapter, whose cells come from the chapter's source.
+    pub fn of(chapter: &Chapter) -> Self {
+        Page {
+            source: Some(chapter.source),
+            ..Page::new(chapter.number, chapter.title)
+        }
+    }
+
+    /// Appends a section heading.
+    pub fn heading(&mut self, text: impl Into<String>) {
+        self.blocks.push(Block::Heading(text.into()));
     }
 
     /// Appends a paragraph of prose.
@@ -126,19 +200,74 @@ impl Page {
         self.blocks.push(Block::Prose(text.into()));
     }
 
+    /// Says which residual block the page uses and why.
+    pub fn variant(&mut self, text: impl Into<String>) {
+        self.blocks.push(Block::Variant(text.into()));
+    }
+
+    /// Appends the code cell `name` of the chapter's source.
+    ///
+    /// # Panics
+    /// If the page has no source, or the source has no such cell (or bad markers): the
+    /// tutorial's own tests run every page and fail on it.
+    #[track_caller]
+    pub fn cell(&mut self, name: &str) {
+        let source = self
+            .source
+            .unwrap_or_else(|| panic!("page {} has no source for cell `{name}`", self.number));
+        match source.cell(name) {
+            Ok(cell) => self.blocks.push(Block::Cell(cell)),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Appends the code cell `name` of another source file of the tutorial (code several
+    /// chapters share, such as the training step).
+    ///
+    /// # Panics
+    /// If the source has no such cell (or bad markers).
+    #[track_caller]
+    pub fn cell_from(&mut self, source: Source, name: &str) {
+        match source.cell(name) {
+            Ok(cell) => self.blocks.push(Block::Cell(cell)),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
     /// Appends a table.
     pub fn table(&mut self, table: Table) {
         self.blocks.push(Block::Table(table));
     }
 
-    /// Appends preformatted text.
-    pub fn code(&mut self, text: impl Into<String>) {
-        self.blocks.push(Block::Code(text.into()));
+    /// Appends preformatted output.
+    pub fn output(&mut self, text: impl Into<String>) {
+        self.blocks.push(Block::Output(text.into()));
     }
 
     /// Appends a figure.
     pub fn figure(&mut self, figure: Figure) {
         self.blocks.push(Block::Figure(figure));
+    }
+
+    /// Appends the takeaways.
+    pub fn takeaways<S: Into<String>>(&mut self, points: impl IntoIterator<Item = S>) {
+        self.blocks.push(Block::Takeaways(
+            points.into_iter().map(Into::into).collect(),
+        ));
+    }
+
+    /// Records a claim of the notebook and its verdict (shown in the tutorial's claim table).
+    pub fn claim(
+        &mut self,
+        claim: impl Into<String>,
+        measured: impl Into<String>,
+        verdict: Verdict,
+    ) {
+        self.claims.push(Claim {
+            claim: claim.into(),
+            measured: measured.into(),
+            verdict,
+        });
     }
 
     /// The figures on the page, in order.
@@ -149,21 +278,51 @@ impl Page {
         })
     }
 
-    /// The heading, e.g. `Chapter 3 — The residual block`.
-    pub fn heading(&self) -> String {
+    /// The code cells on the page, in order.
+    pub fn cells(&self) -> impl Iterator<Item = &Cell> {
+        self.blocks.iter().filter_map(|b| match b {
+            Block::Cell(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    /// The title line, e.g. `Chapter 3 — The residual block`.
+    pub fn title_line(&self) -> String {
         format!("Chapter {} — {}", self.number, self.title)
     }
 
-    /// The page for a terminal: prose wrapped at 92 columns, tables aligned, figures named
-    /// by the file they were written to (in `figure_dir`).
+    /// The page for a terminal: prose wrapped at 92 columns, cells with their source lines
+    /// and a gutter, outputs indented, figures named by the file they were written to (in
+    /// `figure_dir`).
     pub fn to_text(&self, figure_dir: &str) -> String {
         let mut out = String::new();
-        let heading = self.heading();
-        let _ = writeln!(out, "{heading}\n{}\n", "═".repeat(heading.chars().count()));
+        let title = self.title_line();
+        let _ = writeln!(out, "{title}\n{}\n", "═".repeat(title.chars().count()));
         for block in &self.blocks {
             match block {
+                Block::Heading(h) => {
+                    let _ = writeln!(out, "{h}\n{}\n", "─".repeat(h.chars().count()));
+                }
                 Block::Prose(p) => {
                     let _ = writeln!(out, "{}\n", wrap(&plain(p), 92));
+                }
+                Block::Variant(v) => {
+                    let _ = writeln!(
+                        out,
+                        "{}\n",
+                        wrap(&plain(&format!("Block used here: {v}")), 92)
+                    );
+                }
+                Block::Cell(c) => {
+                    let _ = writeln!(
+                        out,
+                        "  ┌─ In [{}]  {}:{}–{}",
+                        c.name, c.path, c.first_line, c.last_line
+                    );
+                    for line in c.code.lines() {
+                        let _ = writeln!(out, "  │ {line}");
+                    }
+                    let _ = writeln!(out, "  └─\n");
                 }
                 Block::Table(t) => {
                     for line in t.to_text().lines() {
@@ -171,7 +330,7 @@ impl Page {
                     }
                     out.push('\n');
                 }
-                Block::Code(c) => {
+                Block::Output(c) => {
                     for line in c.lines() {
                         let _ = writeln!(out, "    {line}");
                     }
@@ -185,24 +344,50 @@ impl Page {
                         f.file_name()
                     );
                 }
+                Block::Takeaways(points) => {
+                    let _ = writeln!(out, "Takeaways");
+                    for p in points {
+                        let _ =
+                            writeln!(out, "  • {}", wrap(&plain(p), 88).replace('\n', "\n    "));
+                    }
+                    out.push('\n');
+                }
             }
         }
         out
     }
 
-    /// The page in Markdown; figures are linked as `figure_dir/<file>.svg`.
-    pub fn to_markdown(&self, figure_dir: &str) -> String {
+    /// The page in Markdown; figures are linked as `figure_dir/<file>.svg`, cells link to
+    /// their lines in the source (`source_root` is the repository root seen from the page).
+    pub fn to_markdown(&self, figure_dir: &str, source_root: &str) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "# {}\n", self.heading());
+        let _ = writeln!(out, "# {}\n", self.title_line());
         for block in &self.blocks {
             match block {
+                Block::Heading(h) => {
+                    let _ = writeln!(out, "## {h}\n");
+                }
                 Block::Prose(p) => {
                     let _ = writeln!(out, "{p}\n");
+                }
+                Block::Variant(v) => {
+                    let _ = writeln!(out, "> **Block used here:** {v}\n");
+                }
+                Block::Cell(c) => {
+                    let _ = writeln!(
+                        out,
+                        "<sub>In [{name}] · [{path}, lines {a}–{b}]({source_root}/{path}#L{a}-L{b})</sub>\n\n```rust\n{code}\n```\n",
+                        name = c.name,
+                        path = c.path,
+                        a = c.first_line,
+                        b = c.last_line,
+                        code = c.code
+                    );
                 }
                 Block::Table(t) => {
                     let _ = writeln!(out, "{}", t.to_markdown());
                 }
-                Block::Code(c) => {
+                Block::Output(c) => {
                     let _ = writeln!(out, "```text\n{}\n```\n", c.trim_end());
                 }
                 Block::Figure(f) => {
@@ -213,6 +398,13 @@ impl Page {
                         f.file_name(),
                         f.caption
                     );
+                }
+                Block::Takeaways(points) => {
+                    let _ = writeln!(out, "## Takeaways\n");
+                    for p in points {
+                        let _ = writeln!(out, "- {p}");
+                    }
+                    out.push('\n');
                 }
             }
         }
@@ -292,6 +484,9 @@ mod tests {
         assert_eq!(lines[0], "name    value");
         assert_eq!(lines[3], "longer  123.5");
         assert!(t.to_markdown().contains("| longer | 123.5 |"));
+        t.row(["a|b", "1"]);
+        assert!(t.to_markdown().contains("| a\\|b | 1 |"));
+        assert!(t.clone().left_aligned().to_markdown().contains("|---|---|"));
     }
 
     #[test]

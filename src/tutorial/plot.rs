@@ -1,8 +1,9 @@
 //! Figures as data, written as SVG with `plotters`.
 //!
-//! A chapter describes its figure — panels, axes, series — as plain values; [`Figure::write_svg`]
-//! draws it. Text (titles, tick labels, legends) is left to the SVG viewer's fonts, so no
-//! font file is needed when the figure is made.
+//! A chapter describes its figure — panels, axes, series, and for diagrams boxes and arrows
+//! — as plain values; [`Figure::write_svg`] draws it. Legends sit in a column to the right
+//! of each panel's axes, so they never cover data. Text (titles, tick labels, legends) is
+//! left to the SVG viewer's fonts, so no font file is needed when the figure is made.
 
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -16,6 +17,8 @@ pub enum Scale {
     Linear,
     /// Evenly spaced decades; values ≤ 0 are left out of the plot.
     Log,
+    /// Evenly spaced powers of two, labelled 1, 2, 4, 8, …; values ≤ 0 are left out.
+    Log2,
 }
 
 /// How a series is drawn.
@@ -27,31 +30,27 @@ pub enum Style {
     Dashed,
     /// Markers only.
     Points,
+    /// Small markers only (scatter plots of many points).
+    Dots,
     /// A solid line with a marker at every point.
     LinePoints,
+    /// A dashed line with a marker at every point.
+    DashedPoints,
 }
 
-/// Where a panel's legend sits.
+/// Whether a panel has a legend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Legend {
-    /// The corner that covers the fewest data points.
-    Auto,
-    /// Top right corner.
-    UpperRight,
-    /// Top left corner.
-    UpperLeft,
-    /// Bottom right corner.
-    LowerRight,
-    /// Bottom left corner.
-    LowerLeft,
-    /// No legend.
+    /// In a column to the right of the axes (the default; it never covers data).
+    Right,
+    /// No legend (e.g. when the panel beside it already explains the colours).
     Hidden,
 }
 
 /// One named line or set of points.
 #[derive(Clone, Debug)]
 pub struct Series {
-    /// The legend entry.
+    /// The legend entry (empty: not in the legend).
     pub label: String,
     /// The points `(x, y)`, in drawing order.
     pub points: Vec<(f64, f64)>,
@@ -59,6 +58,8 @@ pub struct Series {
     pub style: Style,
     /// An index into the palette; series with the same colour belong together.
     pub color: usize,
+    /// A vertical error bar `(low, high)` per point, if any.
+    pub errors: Option<Vec<(f64, f64)>>,
 }
 
 impl Series {
@@ -69,6 +70,7 @@ impl Series {
             points,
             style: Style::Line,
             color,
+            errors: None,
         }
     }
 
@@ -77,6 +79,63 @@ impl Series {
         self.style = style;
         self
     }
+
+    /// The same series with a vertical bar from `low` to `high` at each point.
+    pub fn with_errors(mut self, errors: Vec<(f64, f64)>) -> Self {
+        self.errors = Some(errors);
+        self
+    }
+}
+
+/// A shape of a diagram, in data coordinates.
+#[derive(Clone, Debug)]
+pub enum Shape {
+    /// A box with a label centred in it, filled with a light palette colour.
+    Box {
+        /// Lower-left corner.
+        from: (f64, f64),
+        /// Upper-right corner.
+        to: (f64, f64),
+        /// The text inside.
+        label: String,
+        /// Palette index of the fill.
+        color: usize,
+    },
+    /// A polyline with an arrowhead at its last point.
+    Arrow {
+        /// The points, first to last.
+        points: Vec<(f64, f64)>,
+        /// Palette index.
+        color: usize,
+        /// Dashed rather than solid.
+        dashed: bool,
+    },
+    /// A circle of `radius` pixels with a label inside (a sum node: "+").
+    Node {
+        /// Centre.
+        at: (f64, f64),
+        /// Radius in pixels.
+        radius: i32,
+        /// The text inside.
+        label: String,
+    },
+}
+
+/// Values on a regular grid, drawn as coloured cells under the data: the probability of
+/// class 1 of a two-class classifier, from light blue (0) through white (½) to light
+/// orange (1).
+#[derive(Clone, Debug)]
+pub struct Field {
+    /// The horizontal extent.
+    pub x: (f64, f64),
+    /// The vertical extent.
+    pub y: (f64, f64),
+    /// Cells per row.
+    pub cols: usize,
+    /// Rows of cells.
+    pub rows: usize,
+    /// `rows · cols` values in `[0, 1]`, row by row from the bottom.
+    pub values: Vec<f64>,
 }
 
 /// One set of axes with its series.
@@ -98,14 +157,22 @@ pub struct Panel {
     pub legend: Legend,
     /// Text placed at data coordinates `(x, y)` (centred there).
     pub notes: Vec<(f64, f64, String)>,
+    /// Boxes and arrows (diagrams).
+    pub shapes: Vec<Shape>,
+    /// A coloured grid under the data (decision boundaries).
+    pub field: Option<Field>,
     /// Whether to draw axes, ticks and grid (off for diagrams).
     pub axes: bool,
-    /// Extra room above the data, as a fraction of the vertical range (for a legend).
-    pub headroom: f64,
+    /// A fixed vertical range in data units, instead of the data's.
+    pub y_limits: Option<(f64, f64)>,
+    /// A fixed horizontal range in data units, instead of the data's.
+    pub x_limits: Option<(f64, f64)>,
+    /// Font size of the notes.
+    pub note_size: u32,
 }
 
 impl Panel {
-    /// A panel with linear axes, a legend in the emptiest corner and no series yet.
+    /// A panel with linear axes, a legend on the right and no series yet.
     pub fn new(
         title: impl Into<String>,
         x_label: impl Into<String>,
@@ -118,17 +185,25 @@ impl Panel {
             x_scale: Scale::Linear,
             y_scale: Scale::Linear,
             series: Vec::new(),
-            legend: Legend::Auto,
+            legend: Legend::Right,
             notes: Vec::new(),
+            shapes: Vec::new(),
+            field: None,
             axes: true,
-            headroom: 0.0,
+            y_limits: None,
+            x_limits: None,
+            note_size: 13,
         }
     }
 
-    /// Leaves `fraction` of the vertical range free above the data, where the legend goes.
-    pub fn headroom(mut self, fraction: f64) -> Self {
-        self.headroom = fraction.max(0.0);
-        self
+    /// A panel for a diagram: no axes, no legend, larger text.
+    pub fn diagram(title: impl Into<String>) -> Self {
+        Panel {
+            axes: false,
+            legend: Legend::Hidden,
+            note_size: 15,
+            ..Panel::new(title, "", "")
+        }
     }
 
     /// Adds a text note centred at `(x, y)`.
@@ -137,9 +212,15 @@ impl Panel {
         self
     }
 
-    /// Draws no axes, ticks or grid: for diagrams.
-    pub fn without_axes(mut self) -> Self {
-        self.axes = false;
+    /// Adds a shape.
+    pub fn shape(mut self, shape: Shape) -> Self {
+        self.shapes.push(shape);
+        self
+    }
+
+    /// Draws a coloured field under the data.
+    pub fn with_field(mut self, field: Field) -> Self {
+        self.field = Some(field);
         self
     }
 
@@ -155,7 +236,25 @@ impl Panel {
         self
     }
 
-    /// Moves the legend.
+    /// Uses a base-2 logarithmic horizontal axis (depths 2, 4, 8, …).
+    pub fn log2_x(mut self) -> Self {
+        self.x_scale = Scale::Log2;
+        self
+    }
+
+    /// Fixes the vertical range (data units).
+    pub fn y_limits(mut self, lo: f64, hi: f64) -> Self {
+        self.y_limits = Some((lo, hi));
+        self
+    }
+
+    /// Fixes the horizontal range (data units).
+    pub fn x_limits(mut self, lo: f64, hi: f64) -> Self {
+        self.x_limits = Some((lo, hi));
+        self
+    }
+
+    /// Moves or hides the legend.
     pub fn legend(mut self, legend: Legend) -> Self {
         self.legend = legend;
         self
@@ -167,8 +266,9 @@ impl Panel {
         self
     }
 
-    /// The points of a series as drawn: logarithmic coordinates become log₁₀ of the value,
-    /// and points a scale cannot show (non-finite, or ≤ 0 on a log axis) are left out.
+    /// The points of a series as drawn: logarithmic coordinates become the logarithm of
+    /// the value, and points a scale cannot show (non-finite, or ≤ 0 on a log axis) are
+    /// left out.
     fn plotted(&self, series: &Series) -> Vec<(f64, f64)> {
         series
             .points
@@ -177,18 +277,54 @@ impl Panel {
             .collect()
     }
 
+    /// Every point the panel draws, in axis coordinates (data, error bars, notes, shapes,
+    /// the field's corners).
+    fn extent_points(&self) -> Vec<(f64, f64)> {
+        let mut pts: Vec<(f64, f64)> = Vec::new();
+        for s in &self.series {
+            pts.extend(self.plotted(s));
+        }
+        let mut raw: Vec<(f64, f64)> = self.notes.iter().map(|(x, y, _)| (*x, *y)).collect();
+        for shape in &self.shapes {
+            match shape {
+                Shape::Box { from, to, .. } => raw.extend([*from, *to]),
+                Shape::Arrow { points, .. } => raw.extend(points.iter().copied()),
+                Shape::Node { at, .. } => raw.push(*at),
+            }
+        }
+        if let Some(f) = &self.field {
+            raw.extend([(f.x.0, f.y.0), (f.x.1, f.y.1)]);
+        }
+        for s in &self.series {
+            if let Some(errors) = &s.errors {
+                for (&(x, _), &(lo, hi)) in s.points.iter().zip(errors) {
+                    raw.extend([(x, lo), (x, hi)]);
+                }
+            }
+        }
+        pts.extend(
+            raw.into_iter()
+                .filter_map(|(x, y)| Some((to_axis(x, self.x_scale)?, to_axis(y, self.y_scale)?))),
+        );
+        pts
+    }
+
     /// The padded range of the plotted coordinates along one axis (`coord` picks it).
-    fn range(&self, scale: Scale, coord: impl Fn(&(f64, f64)) -> f64) -> Range<f64> {
-        let notes = self
-            .notes
-            .iter()
-            .filter_map(|(x, y, _)| Some((to_axis(*x, self.x_scale)?, to_axis(*y, self.y_scale)?)));
+    fn range(
+        &self,
+        limits: Option<(f64, f64)>,
+        scale: Scale,
+        coord: fn(&(f64, f64)) -> f64,
+    ) -> Range<f64> {
+        if let Some((lo, hi)) = limits {
+            if let (Some(lo), Some(hi)) = (to_axis(lo, scale), to_axis(hi, scale)) {
+                return lo..hi;
+            }
+        }
         let (lo, hi) = self
-            .series
+            .extent_points()
             .iter()
-            .flat_map(|s| self.plotted(s))
-            .chain(notes)
-            .map(|p| coord(&p))
+            .map(coord)
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
                 (lo.min(v), hi.max(v))
             });
@@ -196,45 +332,31 @@ impl Panel {
             // Nothing to show: a unit range keeps the axes drawable.
             return -1.0..1.0;
         }
-        match scale {
-            // Whole decades when the data span several, a small margin otherwise.
-            Scale::Log if hi - lo >= 2.0 => {
-                let pad = 0.03 * (hi - lo);
-                (lo - pad).floor()..(hi + pad).ceil()
-            }
-            _ => {
-                let pad = if hi > lo { 0.04 * (hi - lo) } else { 0.5 };
-                (lo - pad)..(hi + pad)
-            }
-        }
+        // A small margin, and no more: the axis spans the data, not whole decades.
+        let pad = if hi > lo { 0.04 * (hi - lo) } else { 0.5 };
+        (lo - pad)..(hi + pad)
     }
 
-    /// The corner whose quarter of the plot holds the fewest points.
-    fn emptiest_corner(&self, x: &Range<f64>, y: &Range<f64>) -> Legend {
-        let corners = [
-            (Legend::UpperRight, true, true),
-            (Legend::UpperLeft, false, true),
-            (Legend::LowerRight, true, false),
-            (Legend::LowerLeft, false, false),
-        ];
-        let fx = |v: f64| (v - x.start) / (x.end - x.start);
-        let fy = |v: f64| (v - y.start) / (y.end - y.start);
-        let crowd = |right: bool, upper: bool| {
-            self.series
-                .iter()
-                .flat_map(|s| self.plotted(s))
-                .filter(|&(px, py)| {
-                    let (u, v) = (fx(px), fy(py));
-                    let in_x = if right { u > 0.55 } else { u < 0.45 };
-                    let in_y = if upper { v > 0.6 } else { v < 0.4 };
-                    in_x && in_y
-                })
-                .count()
-        };
-        corners
+    fn labelled(&self) -> Vec<&Series> {
+        self.series.iter().filter(|s| !s.label.is_empty()).collect()
+    }
+
+    /// The width in pixels of the legend column (0 without one).
+    fn legend_width(&self) -> u32 {
+        if self.legend == Legend::Hidden {
+            return 0;
+        }
+        let longest = self
+            .labelled()
             .iter()
-            .min_by_key(|(_, right, upper)| crowd(*right, *upper))
-            .map_or(Legend::UpperRight, |c| c.0)
+            .map(|s| s.label.chars().count())
+            .max()
+            .unwrap_or(0);
+        if longest == 0 {
+            0
+        } else {
+            (longest as u32 * 7 + 48).min(300)
+        }
     }
 }
 
@@ -243,6 +365,7 @@ fn to_axis(v: f64, scale: Scale) -> Option<f64> {
     match scale {
         Scale::Linear => v.is_finite().then_some(v),
         Scale::Log => (v.is_finite() && v > 0.0).then(|| v.log10()),
+        Scale::Log2 => (v.is_finite() && v > 0.0).then(|| v.log2()),
     }
 }
 
@@ -257,13 +380,18 @@ pub struct Figure {
     pub columns: usize,
     /// The panels, row by row.
     pub panels: Vec<Panel>,
+    /// Whether all panels share one vertical range (for panels meant to be compared).
+    pub shared_y: bool,
 }
 
-/// Width and height of one panel, in pixels.
-const PANEL_SIZE: (u32, u32) = (560, 400);
+/// A panel's place in a figure: left, top, width, height in pixels.
+type PixelRect = (i32, i32, u32, u32);
+
+/// Width and height of one panel's axes area, in pixels (the legend column comes on top).
+const PANEL_SIZE: (u32, u32) = (520, 400);
 
 /// The Tableau 10 palette: distinct colours that survive printing in grey.
-const PALETTE: [RGBColor; 10] = [
+pub const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -314,15 +442,19 @@ fn log_tick_label(e: f64) -> String {
     }
 }
 
+/// A tick label on a base-2 axis, whose coordinate is `log2(value)`: powers of two only.
+fn log2_tick_label(e: f64) -> String {
+    if (e - e.round()).abs() < 1e-9 {
+        tick_label(2f64.powi(e.round() as i32))
+    } else {
+        String::new()
+    }
+}
+
 impl Figure {
     /// A figure of a single panel.
     pub fn single(file: impl Into<String>, caption: impl Into<String>, panel: Panel) -> Self {
-        Figure {
-            file: file.into(),
-            caption: caption.into(),
-            columns: 1,
-            panels: vec![panel],
-        }
+        Self::grid(file, caption, 1, vec![panel])
     }
 
     /// A figure of several panels, `columns` per row.
@@ -337,7 +469,14 @@ impl Figure {
             caption: caption.into(),
             columns: columns.max(1),
             panels,
+            shared_y: false,
         }
+    }
+
+    /// All panels on one vertical range, so that heights compare across panels.
+    pub fn share_y(mut self) -> Self {
+        self.shared_y = true;
+        self
     }
 
     /// The SVG file name.
@@ -354,18 +493,55 @@ impl Figure {
         Ok(path)
     }
 
+    /// The vertical range shared by all panels, if the figure shares one.
+    fn shared_range(&self) -> Option<Range<f64>> {
+        if !self.shared_y {
+            return None;
+        }
+        let ranges: Vec<Range<f64>> = self
+            .panels
+            .iter()
+            .map(|p| p.range(p.y_limits, p.y_scale, |q| q.1))
+            .collect();
+        let lo = ranges.iter().map(|r| r.start).fold(f64::INFINITY, f64::min);
+        let hi = ranges
+            .iter()
+            .map(|r| r.end)
+            .fold(f64::NEG_INFINITY, f64::max);
+        (lo < hi).then_some(lo..hi)
+    }
+
+    /// The pixel rectangle `(x, y, width, height)` of each panel: rows of equal height,
+    /// each panel as wide as its axes plus its own legend column.
+    fn layout(&self) -> (Vec<PixelRect>, (u32, u32)) {
+        let columns = self.columns.min(self.panels.len()).max(1);
+        let mut rects = Vec::new();
+        let mut width = 0;
+        for (r, row) in self.panels.chunks(columns).enumerate() {
+            let mut x = 0u32;
+            for panel in row {
+                let w = PANEL_SIZE.0 + panel.legend_width();
+                rects.push((x as i32, (r as u32 * PANEL_SIZE.1) as i32, w, PANEL_SIZE.1));
+                x += w;
+            }
+            width = width.max(x);
+        }
+        let rows = self.panels.len().div_ceil(columns).max(1) as u32;
+        (rects, (width.max(PANEL_SIZE.0), rows * PANEL_SIZE.1))
+    }
+
     /// The figure as an SVG document.
     pub fn to_svg(&self) -> Result<String, String> {
-        let columns = self.columns.min(self.panels.len()).max(1);
-        let rows = self.panels.len().div_ceil(columns).max(1);
-        let size = (PANEL_SIZE.0 * columns as u32, PANEL_SIZE.1 * rows as u32);
+        let (rects, size) = self.layout();
+        let shared = self.shared_range();
         let mut svg = String::new();
         {
             let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
             root.fill(&WHITE).map_err(|e| e.to_string())?;
-            let areas = root.split_evenly((rows, columns));
-            for (panel, area) in self.panels.iter().zip(areas.iter()) {
-                draw_panel(area, panel).map_err(|e| e.to_string())?;
+            for (panel, &(x, y, w, h)) in self.panels.iter().zip(&rects) {
+                let area = root.clone().shrink((x, y), (w, h));
+                draw_panel(&area, panel, panel.legend_width(), shared.clone())
+                    .map_err(|e| e.to_string())?;
             }
             root.present().map_err(|e| e.to_string())?;
         }
@@ -374,19 +550,44 @@ impl Figure {
 }
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
+type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 
-/// Draws one panel. Both axes are linear in the plotted coordinates; a log axis plots
-/// log₁₀ of the values and labels its ticks with the values themselves.
+/// A palette colour mixed with white: `strength` 0 is white, 1 the colour itself.
+fn light(color: RGBColor, strength: f64) -> RGBColor {
+    let mix = |c: u8| (255.0 - strength * (255.0 - c as f64)).round() as u8;
+    RGBColor(mix(color.0), mix(color.1), mix(color.2))
+}
+
+/// The field's colour at probability `p`: blue below ½, orange above, pale near ½.
+fn field_color(p: f64) -> RGBColor {
+    let p = if p.is_finite() {
+        p.clamp(0.0, 1.0)
+    } else {
+        0.5
+    };
+    let strength = 0.12 + 0.4 * (2.0 * p - 1.0).abs();
+    light(if p < 0.5 { PALETTE[0] } else { PALETTE[1] }, strength)
+}
+
+/// Draws one panel: its axes on the left part of `area`, its legend in a column of
+/// `legend_width` pixels on the right. Both axes are linear in the plotted coordinates; a
+/// log axis plots the logarithm of the values and labels its ticks with the values.
 fn draw_panel(
-    area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    area: &Area<'_>,
     panel: &Panel,
+    legend_width: u32,
+    shared: Option<Range<f64>>,
 ) -> DrawResult {
-    let x = panel.range(panel.x_scale, |p| p.0);
-    let y = panel.range(panel.y_scale, |p| p.1);
-    let y = y.start..y.end + panel.headroom * (y.end - y.start);
+    let width = area.dim_in_pixel().0;
+    let (plot_area, legend_area) = area.split_horizontally(width.saturating_sub(legend_width));
+    let x = panel.range(panel.x_limits, panel.x_scale, |p| p.0);
+    let y = match (&shared, panel.y_limits) {
+        (Some(r), None) => r.clone(),
+        _ => panel.range(panel.y_limits, panel.y_scale, |p| p.1),
+    };
     let (x_area, y_area) = if panel.axes { (42, 62) } else { (0, 0) };
-    let mut chart = ChartBuilder::on(area)
-        .caption(&panel.title, ("sans-serif", 18))
+    let mut chart = ChartBuilder::on(&plot_area)
+        .caption(&panel.title, ("sans-serif", 17))
         .margin(12)
         .x_label_area_size(x_area)
         .y_label_area_size(y_area)
@@ -395,24 +596,87 @@ fn draw_panel(
         match scale {
             Scale::Linear => |v| tick_label(*v),
             Scale::Log => |v| log_tick_label(*v),
+            Scale::Log2 => |v| log2_tick_label(*v),
         }
     };
     let (x_fmt, y_fmt) = (label_of(panel.x_scale), label_of(panel.y_scale));
+    if let Some(f) = &panel.field {
+        let (dx, dy) = (
+            (f.x.1 - f.x.0) / f.cols.max(1) as f64,
+            (f.y.1 - f.y.0) / f.rows.max(1) as f64,
+        );
+        chart.draw_series((0..f.rows).flat_map(|r| {
+            (0..f.cols).map(move |c| {
+                let (x0, y0) = (f.x.0 + c as f64 * dx, f.y.0 + r as f64 * dy);
+                let p = f.values.get(r * f.cols + c).copied().unwrap_or(0.5);
+                Rectangle::new([(x0, y0), (x0 + dx, y0 + dy)], field_color(p).filled())
+            })
+        }))?;
+    }
     if panel.axes {
-        chart
-            .configure_mesh()
-            .x_desc(panel.x_label.as_str())
+        let mut mesh = chart.configure_mesh();
+        mesh.x_desc(panel.x_label.as_str())
             .y_desc(panel.y_label.as_str())
             .x_label_formatter(&x_fmt)
             .y_label_formatter(&y_fmt)
             .label_style(("sans-serif", 13))
             .axis_desc_style(("sans-serif", 15))
             .light_line_style(WHITE.mix(0.0))
-            .bold_line_style(BLACK.mix(0.08))
-            .draw()?;
+            .bold_line_style(BLACK.mix(0.08));
+        if panel.x_scale == Scale::Log2 {
+            mesh.x_labels(((x.end - x.start).ceil() as usize + 1).max(2));
+        }
+        mesh.draw()?;
     }
-    let note_style =
-        TextStyle::from(("sans-serif", 13).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
+    for shape in &panel.shapes {
+        draw_shape(&mut chart, panel, shape)?;
+    }
+    for series in &panel.series {
+        let color = PALETTE[series.color % PALETTE.len()];
+        let points = panel.plotted(series);
+        let stroke = color.stroke_width(2);
+        let marker = |p: (f64, f64), r: i32| Circle::new(p, r, color.filled());
+        match series.style {
+            Style::Line => {
+                chart.draw_series(LineSeries::new(points, stroke))?;
+            }
+            Style::Dashed => {
+                chart.draw_series(DashedLineSeries::new(points, 8, 5, stroke))?;
+            }
+            Style::Points => {
+                chart.draw_series(points.into_iter().map(|p| marker(p, 3)))?;
+            }
+            Style::Dots => {
+                chart.draw_series(points.into_iter().map(|p| marker(p, 2)))?;
+            }
+            Style::LinePoints => {
+                chart.draw_series(LineSeries::new(points.clone(), stroke))?;
+                chart.draw_series(points.into_iter().map(|p| marker(p, 3)))?;
+            }
+            Style::DashedPoints => {
+                chart.draw_series(DashedLineSeries::new(points.clone(), 8, 5, stroke))?;
+                chart.draw_series(points.into_iter().map(|p| marker(p, 3)))?;
+            }
+        }
+        if let Some(errors) = &series.errors {
+            let bars = series
+                .points
+                .iter()
+                .zip(errors)
+                .filter_map(|(&(px, _), &(lo, hi))| {
+                    let px = to_axis(px, panel.x_scale)?;
+                    let lo = to_axis(lo, panel.y_scale)?;
+                    let hi = to_axis(hi, panel.y_scale)?;
+                    Some(PathElement::new(
+                        vec![(px, lo), (px, hi)],
+                        color.stroke_width(1),
+                    ))
+                });
+            chart.draw_series(bars)?;
+        }
+    }
+    let note_style = TextStyle::from(("sans-serif", panel.note_size).into_font())
+        .pos(Pos::new(HPos::Center, VPos::Center));
     for (nx, ny, text) in &panel.notes {
         if let (Some(px), Some(py)) = (to_axis(*nx, panel.x_scale), to_axis(*ny, panel.y_scale)) {
             chart.draw_series(std::iter::once(Text::new(
@@ -422,63 +686,125 @@ fn draw_panel(
             )))?;
         }
     }
-    for series in &panel.series {
-        let color = PALETTE[series.color % PALETTE.len()];
-        let points = panel.plotted(series);
-        let stroke = color.stroke_width(2);
-        let anno = match series.style {
-            Style::Line => chart.draw_series(LineSeries::new(points, stroke))?,
-            Style::Dashed => chart.draw_series(DashedLineSeries::new(points, 8, 5, stroke))?,
-            Style::Points => chart.draw_series(
-                points
-                    .into_iter()
-                    .map(|p| Circle::new(p, 3, color.filled())),
-            )?,
-            Style::LinePoints => {
-                chart.draw_series(LineSeries::new(points.clone(), stroke))?;
-                chart.draw_series(
-                    points
-                        .into_iter()
-                        .map(|p| Circle::new(p, 3, color.filled())),
-                )?
-            }
-        };
-        if series.label.is_empty() {
-            continue;
-        }
-        let style = series.style;
-        anno.label(series.label.as_str())
-            .legend(move |(lx, ly)| match style {
-                Style::Points => Circle::new((lx + 10, ly), 3, color.filled()).into_dyn(),
-                Style::Dashed => plotters::element::DashedPathElement::new(
-                    vec![(lx, ly), (lx + 20, ly)],
-                    6,
-                    3,
-                    stroke,
-                )
-                .into_dyn(),
-                _ => PathElement::new(vec![(lx, ly), (lx + 20, ly)], stroke).into_dyn(),
-            });
+    if legend_width > 0 && panel.legend == Legend::Right {
+        draw_legend(&legend_area, panel)?;
     }
-    let legend = match panel.legend {
-        Legend::Auto => panel.emptiest_corner(&x, &y),
-        other => other,
+    Ok(())
+}
+
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+fn draw_shape(chart: &mut Chart<'_, '_>, panel: &Panel, shape: &Shape) -> DrawResult {
+    let at = |p: (f64, f64)| {
+        (
+            to_axis(p.0, panel.x_scale).unwrap_or(0.0),
+            to_axis(p.1, panel.y_scale).unwrap_or(0.0),
+        )
     };
-    let position = match legend {
-        Legend::UpperRight | Legend::Auto => SeriesLabelPosition::UpperRight,
-        Legend::UpperLeft => SeriesLabelPosition::UpperLeft,
-        Legend::LowerRight => SeriesLabelPosition::LowerRight,
-        Legend::LowerLeft => SeriesLabelPosition::LowerLeft,
-        Legend::Hidden => return Ok(()),
-    };
-    if panel.series.iter().any(|s| !s.label.is_empty()) {
-        chart
-            .configure_series_labels()
-            .position(position)
-            .label_font(("sans-serif", 13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw()?;
+    let text = TextStyle::from(("sans-serif", panel.note_size).into_font())
+        .pos(Pos::new(HPos::Center, VPos::Center));
+    match shape {
+        Shape::Box {
+            from,
+            to,
+            label,
+            color,
+        } => {
+            let (a, b) = (at(*from), at(*to));
+            let c = PALETTE[color % PALETTE.len()];
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [a, b],
+                light(c, 0.3).filled(),
+            )))?;
+            chart.draw_series(std::iter::once(Rectangle::new([a, b], c.stroke_width(2))))?;
+            let centre = ((a.0 + b.0) / 2.0, (a.1 + b.1) / 2.0);
+            chart.draw_series(std::iter::once(Text::new(label.clone(), centre, text)))?;
+        }
+        Shape::Arrow {
+            points,
+            color,
+            dashed,
+        } => {
+            let c = PALETTE[color % PALETTE.len()];
+            let pts: Vec<(f64, f64)> = points.iter().map(|&p| at(p)).collect();
+            if *dashed {
+                chart.draw_series(DashedLineSeries::new(pts.clone(), 7, 4, c.stroke_width(2)))?;
+            } else {
+                chart.draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?;
+            }
+            if let [.., tail, tip] = pts[..] {
+                // The arrowhead is drawn in pixels so that it keeps its shape on any axes.
+                let (pt, pp) = (chart.backend_coord(&tail), chart.backend_coord(&tip));
+                let (dx, dy) = ((pp.0 - pt.0) as f64, (pp.1 - pt.1) as f64);
+                let len = (dx * dx + dy * dy).sqrt().max(1e-9);
+                let (ux, uy) = (dx / len, dy / len);
+                let corner = |side: f64| {
+                    (
+                        (pp.0 as f64 - 10.0 * ux + side * 5.0 * uy).round() as i32,
+                        (pp.1 as f64 - 10.0 * uy - side * 5.0 * ux).round() as i32,
+                    )
+                };
+                let head = vec![pp, corner(1.0), corner(-1.0)];
+                chart
+                    .plotting_area()
+                    .strip_coord_spec()
+                    .draw(&Polygon::new(
+                        head.into_iter()
+                            .map(|(x, y)| {
+                                let (ox, oy) = chart.plotting_area().get_base_pixel();
+                                (x - ox, y - oy)
+                            })
+                            .collect::<Vec<_>>(),
+                        c.filled(),
+                    ))?;
+            }
+        }
+        Shape::Node {
+            at: centre,
+            radius,
+            label,
+        } => {
+            let p = at(*centre);
+            chart.draw_series(std::iter::once(Circle::new(p, *radius, WHITE.filled())))?;
+            chart.draw_series(std::iter::once(Circle::new(
+                p,
+                *radius,
+                BLACK.stroke_width(2),
+            )))?;
+            chart.draw_series(std::iter::once(Text::new(label.clone(), p, text)))?;
+        }
+    }
+    Ok(())
+}
+
+/// The legend: one row per labelled series, a sample of its line or marker, then its label.
+fn draw_legend(area: &Area<'_>, panel: &Panel) -> DrawResult {
+    let font =
+        TextStyle::from(("sans-serif", 13).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    for (k, series) in panel.labelled().iter().enumerate() {
+        let y = 50 + 20 * k as i32;
+        let color = PALETTE[series.color % PALETTE.len()];
+        let stroke = color.stroke_width(2);
+        match series.style {
+            Style::Points | Style::Dots => {
+                area.draw(&Circle::new((16, y), 3, color.filled()))?;
+            }
+            Style::Dashed | Style::DashedPoints => {
+                area.draw(&PathElement::new(vec![(4, y), (11, y)], stroke))?;
+                area.draw(&PathElement::new(vec![(17, y), (24, y)], stroke))?;
+            }
+            Style::Line | Style::LinePoints => {
+                area.draw(&PathElement::new(vec![(4, y), (26, y)], stroke))?;
+            }
+        }
+        if matches!(series.style, Style::LinePoints | Style::DashedPoints) {
+            area.draw(&Circle::new((15, y), 3, color.filled()))?;
+        }
+        area.draw(&Text::new(series.label.clone(), (34, y), font.clone()))?;
     }
     Ok(())
 }
@@ -504,8 +830,22 @@ mod tests {
                     .with(Series::line("plain", decay, 0))
                     .with(Series::line("residual", flat.clone(), 1).styled(Style::Dashed)),
                 Panel::new("linear axes", "step", "loss")
-                    .legend(Legend::LowerLeft)
-                    .with(Series::line("points", flat, 2).styled(Style::LinePoints)),
+                    .with(
+                        Series::line("points", flat, 2)
+                            .styled(Style::LinePoints)
+                            .with_errors(vec![(0.4, 0.6); 50]),
+                    )
+                    .shape(Shape::Arrow {
+                        points: vec![(1.0, 0.5), (10.0, 0.9)],
+                        color: 3,
+                        dashed: false,
+                    })
+                    .shape(Shape::Box {
+                        from: (20.0, 0.6),
+                        to: (30.0, 0.7),
+                        label: "F".into(),
+                        color: 4,
+                    }),
             ],
         )
     }
@@ -520,13 +860,14 @@ mod tests {
             "residual",
             "loss",
             "points",
+            "F",
         ] {
             assert!(
                 svg.contains(&format!(">{text}<")) || svg.contains(&format!(">\n{text}\n<")),
                 "`{text}` missing from the SVG"
             );
         }
-        assert!(svg.contains("<text"));
+        assert!(svg.contains("<text") && svg.contains("<polygon"));
         // The log axis is labelled in powers of ten.
         assert!(svg.contains("1e-"));
         if let Ok(dir) = std::env::var("WENGERT_PLOT_SAMPLE_DIR") {
@@ -535,21 +876,36 @@ mod tests {
     }
 
     #[test]
-    fn log_ranges_snap_to_decades_and_skip_non_positive_values() {
+    fn ranges_hug_the_data_and_skip_values_a_scale_cannot_show() {
         let p = Panel::new("", "", "").log_y().with(Series::line(
             "",
             vec![(0.0, 0.0), (1.0, 3e-5), (2.0, 2e2)],
             0,
         ));
-        let r = p.range(Scale::Log, |p| p.1);
-        assert_eq!((r.start, r.end), (-5.0, 3.0));
+        let r = p.range(None, Scale::Log, |p| p.1);
+        // log10(3e-5) = −4.52, log10(200) = 2.30: a 4 % margin, no snapping to decades.
+        assert!(r.start > -4.9 && r.start < -4.52, "{r:?}");
+        assert!(r.end > 2.30 && r.end < 2.6, "{r:?}");
         assert_eq!(log_tick_label(-5.0), "1e-5");
         assert_eq!(log_tick_label(2.0), "100");
         assert_eq!(log_tick_label(-2.0), "0.01");
         assert_eq!(log_tick_label(3.2), "1600");
         assert_eq!(log_tick_label(-0.5), "0.32");
+        assert_eq!(log2_tick_label(6.0), "64");
+        assert_eq!(log2_tick_label(2.5), "");
         // The point at y = 0 cannot be drawn on the log axis, so x spans 1..2 (padded).
-        let lin = p.range(Scale::Linear, |p| p.0);
+        let lin = p.range(None, Scale::Linear, |p| p.0);
         assert!(lin.start > 0.5 && lin.start < 1.0 && lin.end > 2.0);
+        // Shared ranges cover every panel.
+        let shared = Figure::grid(
+            "",
+            "",
+            2,
+            vec![p.clone(), p.with(Series::line("", vec![(1.0, 1e-9)], 0))],
+        )
+        .share_y()
+        .shared_range()
+        .unwrap();
+        assert!(shared.start < -9.0);
     }
 }

@@ -1,11 +1,16 @@
 //! What several chapters share: the loss of a classifier, its gradient per hidden unit,
-//! and a full-batch training loop that records the loss curve.
+//! and a full-batch training loop that records the loss curve. Its code cells (the
+//! training step, the gradient measurement) appear on the pages that use them.
 
-use super::Progress;
+use super::plot::Field;
+use super::{Progress, Source};
 use autograd::{Element, Tape, Tensor};
 use nn::data::Dataset;
 use nn::loss::{accuracy, cross_entropy};
 use nn::{Adam, Ctx, Mlp, Module, Optimizer, Sgd};
+
+/// This file, for the pages that show its cells.
+pub const SOURCE: Source = source!("training.rs");
 
 /// The loss and accuracy of a classifier on a data set, in evaluation mode.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -19,18 +24,17 @@ pub struct Evaluation {
 /// Evaluates `net` on `data` (evaluation mode: batch norm uses its running statistics,
 /// dropout and stochastic depth are off).
 pub fn evaluate<T: Element>(net: &dyn Module<T>, data: &Dataset<T>) -> Evaluation {
+    // cell: evaluate
     let tape = Tape::new();
-    let cx = Ctx::eval(&tape);
-    tape.no_grad(|| {
-        let logits = net.forward(&cx, &cx.input(data.x.clone()));
-        Evaluation {
-            loss: cross_entropy(&logits, &data.labels)
-                .item()
-                .to_f64()
-                .unwrap_or(f64::NAN),
-            accuracy: accuracy(logits.value(), &data.labels),
-        }
-    })
+    let cx = Ctx::eval(&tape); // batch norm: running statistics; no dropout, no block drops
+    let logits = tape.no_grad(|| net.forward(&cx, &cx.input(data.x.clone())));
+    let loss = cross_entropy(&logits, &data.labels).item();
+    let accuracy = accuracy(logits.value(), &data.labels);
+    // end cell
+    Evaluation {
+        loss: loss.to_f64().unwrap_or(f64::NAN),
+        accuracy,
+    }
 }
 
 /// The network's signal and gradients at one point, measured on one training-mode pass.
@@ -94,20 +98,23 @@ pub fn rms(t: &Tensor<f64>) -> f64 {
 /// One training-mode forward and backward pass of `net` on `data`: the per-unit gradient
 /// norms and the scale of every hidden representation.
 pub fn gradient_profile(net: &Mlp<f64>, data: &Dataset<f64>) -> GradientProfile {
+    // cell: gradient_profile
     let tape = Tape::new();
     let cx = Ctx::train(&tape, 0);
     let (logits, states) = net.forward_with_states(&cx, &cx.input(data.x.clone()));
     let loss = cross_entropy(&logits, &data.labels);
     let grads = cx.param_grads(&loss.backward());
-    let unit_grad_norms = (0..net.depth())
+    // ‖∂L/∂θᵢ‖: all parameters of hidden unit i together.
+    let unit_grad_norms: Vec<f64> = (0..net.depth())
         .map(|i| {
-            net.hidden_parameters(i)
-                .iter()
+            let unit = net.hidden_parameters(i);
+            unit.iter()
                 .map(|(_, p)| grads.wrt(p).norm().powi(2))
                 .sum::<f64>()
                 .sqrt()
         })
         .collect();
+    // end cell
     GradientProfile {
         loss: loss.item(),
         unit_grad_norms,
@@ -232,18 +239,53 @@ pub fn train_observed<T: Element>(
     let mut opt = optimizer.build(net);
     let mut losses = Vec::with_capacity(steps);
     for step in 0..steps {
-        let tape = Tape::new();
-        let cx = Ctx::train(&tape, seed.wrapping_add(step as u64));
-        let logits = net.forward(&cx, &cx.input(data.x.clone()));
-        let loss = cross_entropy(&logits, &data.labels);
-        let value = loss.item().to_f64().unwrap_or(f64::NAN);
+        // cell: training_step
+        // A fresh tape in training mode; the seed draws dropout and stochastic-depth drops.
+        let (loss, grads) = nn::value_and_grad(seed.wrapping_add(step as u64), |cx| {
+            let logits = net.forward(cx, &cx.input(data.x.clone()));
+            cross_entropy(&logits, &data.labels)
+        });
+        opt.step(&grads); // the tape is gone: the parameters are updated in place
+        // end cell
+        let value = loss.to_f64().unwrap_or(f64::NAN);
         losses.push(value);
-        opt.step(&cx.param_grads(&loss.backward()));
         progress.tick(|| format!("{label}: step {}/{steps}, loss {value:.4}", step + 1));
         observe(step + 1);
     }
     TrainingRun {
         losses,
         last: evaluate(net, data),
+    }
+}
+
+/// The probability of class 1 of a two-class classifier on a `cells × cells` grid over the
+/// square `[-1.15, 1.15]²` that holds the two spirals, for a figure's [`Field`]. `logits`
+/// maps points `[n, 2]` to logits `[n, 2]`.
+pub fn probability_field<T: Element>(
+    cells: usize,
+    logits: impl Fn(&Tensor<T>) -> Tensor<T>,
+) -> Field {
+    let (lo, hi) = (-1.15, 1.15);
+    let step = (hi - lo) / cells as f64;
+    let centre = |i: usize| T::of(lo + (i as f64 + 0.5) * step);
+    let grid = Tensor::from_fn(&[cells * cells, 2], |ij| {
+        let (row, col) = (ij[0] / cells, ij[0] % cells);
+        if ij[1] == 0 { centre(col) } else { centre(row) }
+    });
+    let out = logits(&grid);
+    let values = (0..cells * cells)
+        .map(|r| {
+            let gap = (out.get(&[r, 0]) - out.get(&[r, 1]))
+                .to_f64()
+                .unwrap_or(0.0);
+            1.0 / (1.0 + gap.exp())
+        })
+        .collect();
+    Field {
+        x: (lo, hi),
+        y: (lo, hi),
+        cols: cells,
+        rows: cells,
+        values,
     }
 }

@@ -152,8 +152,8 @@ struct Slot<T: Element, S> {
     state: Option<S>,
 }
 
-/// A parameter as errors name it: `parameter \`0.weight\`` when named, else
-/// `parameter #3 of the optimizer's list`.
+/// A parameter as errors name it: by its name when it has one, else by its position in the
+/// optimizer's list.
 fn label(name: Option<&str>, index: usize) -> String {
     match name {
         Some(name) => format!("parameter `{name}`"),

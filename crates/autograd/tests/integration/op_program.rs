@@ -1004,7 +1004,7 @@ impl<'t, T: Element> Program<'t, T> {
                 5 => x.sigmoid(),
                 6 => x.abs(),
                 7 => x.softplus(),
-                8 => x.gelu(),
+                8 => x.gelu(autograd::GeluApproximation::Tanh),
                 9 => -&x,
                 10 => x.leaky_relu(c),
                 11 => x.powf(c),
