@@ -244,20 +244,32 @@ fn try_matmul_t<T: Element>(a: &Tensor<T>, ta: bool, b: &Tensor<T>, tb: bool) ->
         };
         gemm_uninit(stacked, rhs(0), dst);
     } else {
-        // One GEMM per output matrix, each reading the matrices its batch index selects in
-        // A and B: `walk2` gives their positions, with stride 0 along broadcast dimensions.
-        let (sa, sb) = (broadcast_strides(ba, batch), broadcast_strides(bb, batch));
+        // One GEMM per output matrix `i`, reading the matrices `ia` of A and `ib` of B its
+        // batch index selects.
         let size = m * n;
-        walk2(batch, &sa, &sb, |i, ia, ib| {
+        let mut product = |i: usize, ia: usize, ib: usize| {
             gemm_uninit(lhs(ia), rhs(ib), &mut dst[i * size..(i + 1) * size]);
-        });
+        };
+        let (count, count_a, count_b) = (numel(batch), numel(ba), numel(bb));
+        if (count_a == count || count_a == 1) && (count_b == count || count_b == 1) {
+            // Each operand is one matrix or a whole batch (the common cases): a plain loop.
+            let (step_a, step_b) = (usize::from(count_a != 1), usize::from(count_b != 1));
+            for i in 0..count {
+                product(i, i * step_a, i * step_b);
+            }
+        } else {
+            // Batches broadcast against each other: `walk2` gives the matrices' positions,
+            // with stride 0 along broadcast dimensions.
+            let (sa, sb) = (broadcast_strides(ba, batch), broadcast_strides(bb, batch));
+            walk2(batch, &sa, &sb, product);
+        }
     }
     // SAFETY: precondition of `set_len(len)`: `len ≤ capacity` (the buffer was allocated
     // for `shape`, whose element count is `len`) and the first `len` elements are
     // initialised: the GEMMs above wrote all of them — one of `numel(ba) · m` rows by `n`
     // (`= len`: the output's batch holds as many matrices as A's), or one product of
-    // `m · n` elements into each of the `numel(batch)` consecutive chunks of `dst` (`walk2`
-    // visits every batch index once; for `m · n = 0` there is nothing to write).
+    // `m · n` elements into each of the `numel(batch)` consecutive chunks of `dst` (the loop
+    // and `walk2` visit every batch index once; for `m · n = 0` there is nothing to write).
     // `gemm_uninit` writes every element of its destination, zeros when `k = 0`.
     unsafe { out.set_len(len) };
     Ok(Tensor::from_parts(out, shape))
@@ -366,6 +378,9 @@ impl<T: Element> Tensor<T> {
     /// ```
     #[track_caller]
     pub fn try_matmul(&self, rhs: &Tensor<T>) -> Result<Tensor<T>> {
+        if self.rank() >= 2 && rhs.rank() >= 2 {
+            return try_matmul_t(self, false, rhs, false); // no vector: no reshape
+        }
         let (a, b, out) = vector_product_shapes(self.shape(), rhs.shape())?;
         let product = try_matmul_t(&self.with_shape(&a), false, &rhs.with_shape(&b), false)?;
         Ok(product.with_shape(&out))
@@ -435,6 +450,9 @@ impl<'t, T: Element> Var<'t, T> {
     #[track_caller]
     pub fn try_matmul(&self, rhs: &Var<'t, T>) -> Result<Var<'t, T>> {
         self.same_tape("matmul", &[rhs])?;
+        if self.value.rank() >= 2 && rhs.value.rank() >= 2 {
+            return try_var_matmul_t(self, false, rhs, false); // no vector: no reshape
+        }
         let (a, b, out) = vector_product_shapes(self.shape(), rhs.shape())?;
         let as_matrix = |v: &Var<'t, T>, shape: &[usize]| {
             if v.shape() == shape {
