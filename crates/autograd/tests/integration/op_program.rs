@@ -135,12 +135,22 @@ impl Bytes<'_> {
             _ => ENORMOUS[self.below(ENORMOUS.len())],
         }
     }
-    /// An axis of a value of rank `rank`: mostly a valid one.
-    fn axis(&mut self, rank: usize) -> usize {
-        if rank > 0 && self.byte() % 8 != 0 {
-            self.below(rank)
-        } else {
-            self.index()
+    /// An axis of a value of rank `rank`: mostly a valid one, counted from the front or
+    /// (negative) from the back; else one just out of range, or far out.
+    fn axis(&mut self, rank: usize) -> i64 {
+        let r = rank as i64;
+        match self.byte() % 8 {
+            0 => match self.byte() % 4 {
+                0 => r,
+                1 => -r - 1,
+                2 => [i64::MIN, i64::MAX, 1 << 40, -(1 << 40)][self.below(4)],
+                _ => self.index() as i64, // usize::MAX is −1, 2⁶³ is i64::MIN
+            },
+            k if rank > 0 => {
+                let a = self.below(rank) as i64;
+                if k % 2 == 0 { a - r } else { a }
+            }
+            _ => self.index() as i64,
         }
     }
     /// An index below `len`, mostly (else any index).
@@ -151,16 +161,18 @@ impl Bytes<'_> {
             self.index()
         }
     }
-    /// A permutation of `rank` axes, mostly (else random axes).
-    fn permutation(&mut self, rank: usize) -> Vec<usize> {
+    /// A permutation of `rank` axes, some counted from the back, mostly (else random axes).
+    fn permutation(&mut self, rank: usize) -> Vec<i64> {
         if self.byte() % 8 == 0 {
-            return (0..self.below(5)).map(|_| self.index()).collect();
+            return (0..self.below(5)).map(|_| self.axis(rank)).collect();
         }
         let mut perm: Vec<usize> = (0..rank).collect();
         for i in (1..rank).rev() {
             perm.swap(i, self.below(i + 1));
         }
-        perm
+        perm.into_iter()
+            .map(|p| p as i64 - if self.flag() { rank as i64 } else { 0 })
+            .collect()
     }
     /// A shape with the element count of `shape`, mostly (else a random shape).
     fn reshaped(&mut self, shape: &[usize]) -> Vec<usize> {
@@ -275,6 +287,15 @@ impl<T: Element> Naive<T> {
             data: t.to_vec(),
         }
     }
+}
+
+impl<T: Copy> Naive<T> {
+    fn reshaped(&self, shape: &[usize]) -> Self {
+        Naive {
+            shape: shape.to_vec(),
+            data: self.data.clone(),
+        }
+    }
     fn numel(&self) -> usize {
         self.data.len()
     }
@@ -317,6 +338,27 @@ impl<T: Element> Naive<T> {
     }
 }
 
+/// The extremum of a non-empty slice and its first position, the first NaN winning
+/// (PyTorch's rule for `max`, `min`, `argmax`, `argmin`).
+fn extremum<T: Element>(x: &[T], min: bool) -> (T, usize) {
+    let mut at = 0;
+    for (j, &v) in x.iter().enumerate() {
+        if x[at].is_nan() {
+            break;
+        }
+        if v.is_nan() || (if min { v < x[at] } else { v > x[at] }) {
+            at = j;
+        }
+    }
+    (x[at], at)
+}
+
+/// Positions as a constant of `T` (exact: every value here has fewer than 2²⁴ elements).
+fn positions<'t, T: Element>(tape: &'t Tape<T>, p: &Tensor<usize>) -> Var<'t, T> {
+    let data = p.data().iter().map(|&i| T::of(i as f64)).collect();
+    tape.constant(Tensor::from_vec(data, p.shape()).expect("the shape of the positions"))
+}
+
 /// IEEE maximum: NaN if either is.
 fn nan_max<T: Element>(a: T, b: T) -> T {
     if a.is_nan() || b.is_nan() {
@@ -336,6 +378,57 @@ fn nan_min<T: Element>(a: T, b: T) -> T {
     } else {
         a
     }
+}
+
+/// The axis `axis` of a value of rank `rank`, counted from the front (PyTorch's rule:
+/// `-rank..rank`), or `None` when it is out of range.
+fn resolve(axis: i64, rank: usize) -> Option<usize> {
+    let (a, r) = (axis as i128, rank as i128);
+    let front = if a < 0 { a + r } else { a };
+    (0..r).contains(&front).then_some(front as usize)
+}
+
+/// The axes of a reduction, counted from the front, or why they are invalid (out of
+/// range, or one named twice).
+fn resolve_all(axes: &[i64], rank: usize) -> Result<Vec<usize>, &'static str> {
+    let mut out = Vec::new();
+    for &a in axes {
+        let a = resolve(a, rank).ok_or("axis out of range")?;
+        if out.contains(&a) {
+            return Err("an axis named twice");
+        }
+        out.push(a);
+    }
+    Ok(out)
+}
+
+/// The error function by its definition: the Maclaurin series below 3, the continued
+/// fraction of erfc (Laplace's) above, in f64.
+fn erf(x: f64) -> f64 {
+    if x.is_nan() {
+        return x;
+    }
+    let z = x.abs();
+    let e = if z < 3.0 {
+        // 2/√π Σ (−1)ⁿ z^(2n+1) / (n! (2n+1))
+        let (mut term, mut sum, mut n) = (z, z, 0.0);
+        while term.abs() > 1e-17 * sum.abs() {
+            n += 1.0;
+            term *= -z * z / n;
+            sum += term / (2.0 * n + 1.0);
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    } else if z < 10.0 {
+        // erfc z = e^(−z²)/√π · 1/(z + (1/2)/(z + 1/(z + (3/2)/(z + …)))), from the tail.
+        let mut f = z;
+        for k in (1..=80).rev() {
+            f = z + (k as f64 / 2.0) / f;
+        }
+        1.0 - (-z * z).exp() / std::f64::consts::PI.sqrt() / f
+    } else {
+        1.0
+    };
+    e.copysign(x)
 }
 
 /// Numpy broadcasting of two shapes.
@@ -479,12 +572,16 @@ impl<'t, T: Element> Program<'t, T> {
 
     /// One op with random operands and parameters.
     fn step(&mut self, input: &mut Bytes<'_>, report: &mut Report, step: usize) {
-        let op = input.below(23);
+        let op = input.below(26);
         // Operands of the rank the op takes, mostly: rank 4 for convolutions and
-        // pooling, rank ≥ 2 for products.
+        // pooling, rank ≥ 2 for products (matmul also takes vectors).
         let (a, b) = match op {
             16..=21 => (self.pick_rank(input, 4), self.pick_rank(input, 4)),
-            2 | 3 | 22 => {
+            2 => {
+                let (r, s) = (1 + input.below(3), 1 + input.below(3));
+                (self.pick_rank(input, r), self.pick_rank(input, s))
+            }
+            3 | 22 => {
                 let r = 2 + input.below(2);
                 (self.pick_rank(input, r), self.pick_rank(input, 2))
             }
@@ -530,7 +627,7 @@ impl<'t, T: Element> Program<'t, T> {
                 );
             }
             5 => self.sum_axes(input, report, step, a),
-            6 => self.max_axis(input, report, step, a),
+            6 => self.extremum_axis(input, report, step, a),
             7 => self.softmax(input, report, step, a),
             8 => {
                 let shape = input.reshaped(&sa);
@@ -564,13 +661,11 @@ impl<'t, T: Element> Program<'t, T> {
             9 => {
                 let perm = input.permutation(sa.len());
                 let label = format!("step {step}: permute {sa:?} by {perm:?}");
-                let mut seen = vec![false; sa.len()];
-                let valid = perm.len() == sa.len()
-                    && perm
-                        .iter()
-                        .all(|&p| p < sa.len() && !std::mem::replace(&mut seen[p], true));
+                let resolved = resolve_all(&perm, sa.len());
+                let valid = perm.len() == sa.len() && resolved.is_ok();
+                let perm_front = resolved.unwrap_or_default();
                 let shape: Vec<usize> = if valid {
-                    perm.iter().map(|&p| sa[p]).collect()
+                    perm_front.iter().map(|&p| sa[p]).collect()
                 } else {
                     vec![]
                 };
@@ -585,8 +680,8 @@ impl<'t, T: Element> Program<'t, T> {
                 };
                 let reference = self.naive_if(&expect, a).filter(|_| valid).map(|x| {
                     Naive::from_fn(&shape, |i| {
-                        let mut src = vec![0; perm.len()];
-                        for (k, &p) in perm.iter().enumerate() {
+                        let mut src = vec![0; perm_front.len()];
+                        for (k, &p) in perm_front.iter().enumerate() {
                             src[p] = i[k];
                         }
                         x.at(&src)
@@ -634,12 +729,14 @@ impl<'t, T: Element> Program<'t, T> {
                 );
             }
             11 => {
-                let axis = input.axis(sa.len());
-                let dim = sa.get(axis).copied().unwrap_or(0);
+                let given = input.axis(sa.len());
+                let axis = resolve(given, sa.len());
+                let dim = axis.map_or(0, |a| sa[a]);
                 let start = input.index_below(dim + 1);
                 let len = input.index_below(dim.saturating_sub(start) + 1);
-                let label = format!("step {step}: narrow {sa:?} axis {axis} {start}+{len}");
-                let valid = axis < sa.len() && (start as u128 + len as u128) <= sa[axis] as u128;
+                let label = format!("step {step}: narrow {sa:?} axis {given} {start}+{len}");
+                let valid = axis.is_some() && (start as u128 + len as u128) <= dim as u128;
+                let axis = axis.unwrap_or(0);
                 let mut shape = sa.clone();
                 let expect = if valid {
                     shape[axis] = len;
@@ -663,7 +760,7 @@ impl<'t, T: Element> Program<'t, T> {
                     &label,
                     report,
                     expect,
-                    || x.try_narrow(axis, start, len),
+                    || x.try_narrow(given, start, len),
                     reference,
                     1,
                 );
@@ -683,13 +780,15 @@ impl<'t, T: Element> Program<'t, T> {
                 self.concat(report, step, &parts, axis, op == 13)
             }
             14 => {
-                let axis = input.axis(sa.len());
-                let dim = sa.get(axis).copied().unwrap_or(0);
+                let given = input.axis(sa.len());
+                let axis = resolve(given, sa.len());
+                let dim = axis.map_or(0, |a| sa[a]);
                 let index: Vec<usize> = (0..input.below(6))
                     .map(|_| input.index_below(dim))
                     .collect();
-                let label = format!("step {step}: index_select {sa:?} axis {axis} at {index:?}");
-                let valid = axis < sa.len() && index.iter().all(|&i| i < sa[axis]);
+                let label = format!("step {step}: index_select {sa:?} axis {given} at {index:?}");
+                let valid = axis.is_some() && index.iter().all(|&i| i < dim);
+                let axis = axis.unwrap_or(0);
                 let mut shape = sa.clone();
                 if valid {
                     shape[axis] = index.len();
@@ -717,16 +816,21 @@ impl<'t, T: Element> Program<'t, T> {
                     &label,
                     report,
                     expect,
-                    || x.try_index_select(axis, &index),
+                    || x.try_index_select(given, &index),
                     reference,
                     1,
                 );
             }
             15 => {
-                let axis = input.axis(sa.len());
+                let given = input.axis(sa.len());
+                // PyTorch's index shapes: at most the input's size on the other axes.
                 let shape: Vec<usize> = sa
                     .iter()
-                    .map(|&d| if input.flag() { d } else { input.dim().min(3) })
+                    .map(|&d| match input.byte() % 4 {
+                        0 | 1 => d,
+                        2 => input.below(d.min(3) + 1),
+                        _ => input.dim().min(3),
+                    })
                     .collect();
                 let seed = input.below(8);
                 let n = product(shape.iter().copied());
@@ -734,18 +838,21 @@ impl<'t, T: Element> Program<'t, T> {
                     report.skipped += 1;
                     return;
                 }
-                let len = if axis < sa.len() { sa[axis] } else { 1 };
+                let axis = resolve(given, sa.len());
+                let len = axis.map_or(1, |a| sa[a]);
                 // Mostly within the axis, sometimes one past it.
                 let past = usize::from(input.byte() % 4 == 0);
                 let picks: Vec<usize> = (0..n as usize)
                     .map(|j| (seed + j * 5) % (len + past).max(1))
                     .collect();
                 let index = Tensor::from_vec(picks.clone(), &shape).expect("an index tensor");
-                let label = format!("step {step}: gather {sa:?} axis {axis} by {shape:?}");
-                let valid = axis < sa.len()
-                    && shape.len() == sa.len()
-                    && (0..sa.len()).all(|d| d == axis || shape[d] == sa[d])
-                    && picks.iter().all(|&p| p < sa[axis]);
+                let label = format!("step {step}: gather {sa:?} axis {given} by {shape:?}");
+                let valid = axis.is_some_and(|axis| {
+                    shape.len() == sa.len()
+                        && (0..sa.len()).all(|d| d == axis || shape[d] <= sa[d])
+                        && picks.iter().all(|&p| p < sa[axis])
+                });
+                let axis = axis.unwrap_or(0);
                 let expect = if valid {
                     Expect::Valid {
                         shape: shape.clone(),
@@ -772,7 +879,7 @@ impl<'t, T: Element> Program<'t, T> {
                     &label,
                     report,
                     expect,
-                    || x.try_gather(axis, &index),
+                    || x.try_gather(given, &index),
                     reference,
                     1,
                 );
@@ -826,6 +933,9 @@ impl<'t, T: Element> Program<'t, T> {
                 let (extra, stride, padding) = (input.pair(), input.pair(), input.pair());
                 self.conv_adjoint(report, step, a, b, extra, stride, padding, op == 20)
             }
+            23 => self.where_(input, report, step, (a, b)),
+            24 => self.logsumexp(input, report, step, a),
+            25 => self.extremum_all(input, report, step, a),
             _ => {
                 // A tensor-level product with transposes (the hand-written-backward form).
                 let (ta, tb) = (input.flag(), input.flag());
@@ -910,11 +1020,11 @@ impl<'t, T: Element> Program<'t, T> {
     }
 
     fn unary(&mut self, input: &mut Bytes<'_>, report: &mut Report, step: usize, a: usize) {
-        let kind = input.below(17);
+        let kind = input.below(19);
         let c: T = input.scalar();
         let d: T = input.scalar();
         let sa = self.var(a).shape().to_vec();
-        const NAMES: [&str; 17] = [
+        const NAMES: [&str; 19] = [
             "relu",
             "exp",
             "ln",
@@ -932,6 +1042,8 @@ impl<'t, T: Element> Program<'t, T> {
             "x*c",
             "c/x",
             "c-x",
+            "erf",
+            "gelu (exact)",
         ];
         let label = format!("step {step}: {} (c = {c}, d = {d}) of {sa:?}", NAMES[kind]);
         let (lo, hi) = (nan_min(c, d), nan_max(c, d));
@@ -976,7 +1088,12 @@ impl<'t, T: Element> Program<'t, T> {
                 13 => x + c,
                 14 => x * c,
                 15 => c / x,
-                _ => c - x,
+                16 => c - x,
+                17 => T::of(erf(x.to_f64().unwrap_or(f64::NAN))),
+                _ => {
+                    let v = x.to_f64().unwrap_or(f64::NAN);
+                    T::of(0.5 * v * (1.0 + erf(v / std::f64::consts::SQRT_2)))
+                }
             }
         };
         let clamp_invalid = kind == 12 && (lo.is_nan() || hi.is_nan());
@@ -1012,18 +1129,19 @@ impl<'t, T: Element> Program<'t, T> {
                 13 => &x + c,
                 14 => &x * c,
                 15 => unary_rdiv(c, &x),
-                _ => unary_rsub(c, &x),
+                16 => unary_rsub(c, &x),
+                17 => x.erf(),
+                _ => x.gelu(autograd::GeluApproximation::None),
             })
         };
-        // gelu's tanh form composes ops: its rounding may differ in the last bits.
-        self.check(
-            &label,
-            report,
-            expect,
-            call,
-            reference,
-            if kind == 8 { 8 } else { 1 },
-        );
+        // The GELUs compose ops (and the reference erf sums a series): their rounding may
+        // differ in the last bits.
+        let terms = match kind {
+            8 => 8,
+            17 | 18 => 64,
+            _ => 1,
+        };
+        self.check(&label, report, expect, call, reference, terms);
     }
 
     fn binary(
@@ -1034,8 +1152,8 @@ impl<'t, T: Element> Program<'t, T> {
         a: usize,
         b: usize,
     ) {
-        let kind = input.below(6);
-        const NAMES: [&str; 6] = ["add", "sub", "mul", "div", "maximum", "minimum"];
+        let kind = input.below(7);
+        const NAMES: [&str; 7] = ["add", "sub", "mul", "div", "maximum", "minimum", "pow"];
         let (sa, sb) = (self.var(a).shape().to_vec(), self.var(b).shape().to_vec());
         let label = format!("step {step}: {} of {sa:?} and {sb:?}", NAMES[kind]);
         let shape = broadcast(&sa, &sb);
@@ -1053,7 +1171,8 @@ impl<'t, T: Element> Program<'t, T> {
             2 => x * y,
             3 => x / y,
             4 => nan_max(x, y),
-            _ => nan_min(x, y),
+            5 => nan_min(x, y),
+            _ => x.powf(y),
         };
         let reference = match (self.naive_if(&expect, a), self.naive_if(&expect, b), &shape) {
             (Some(x), Some(y), Some(s)) => Some(Naive::from_fn(s, |i| {
@@ -1068,7 +1187,8 @@ impl<'t, T: Element> Program<'t, T> {
             2 => x.try_mul(&y),
             3 => x.try_div(&y),
             4 => x.try_maximum(&y),
-            _ => x.try_minimum(&y),
+            5 => x.try_minimum(&y),
+            _ => x.try_pow(&y),
         };
         self.check(&label, report, expect, call, reference, 1);
     }
@@ -1091,14 +1211,9 @@ impl<'t, T: Element> Program<'t, T> {
         if k != k2 {
             return Err("inner dimensions differ");
         }
+        // torch.matmul: the batch dimensions broadcast.
         let (ba, bb) = (&sa[..sa.len() - 2], &sb[..sb.len() - 2]);
-        let batch = match (ba.is_empty(), bb.is_empty()) {
-            (_, true) => ba,
-            (true, false) => bb,
-            (false, false) if ba == bb => ba,
-            _ => return Err("batch dimensions differ"),
-        };
-        let mut shape = batch.to_vec();
+        let mut shape = broadcast(ba, bb).ok_or("batch dimensions do not broadcast")?;
         shape.extend([m, n]);
         Ok((shape, k))
     }
@@ -1114,11 +1229,12 @@ impl<'t, T: Element> Program<'t, T> {
         let r = shape.len();
         Naive::from_fn(shape, |i| {
             let at = |t: &Naive<T>, trans: bool, row: usize, col: usize| {
-                let mut index = if t.shape.len() > 2 {
-                    i[..r - 2].to_vec()
-                } else {
-                    vec![]
-                };
+                // The operand's own batch index: aligned from the right, 0 where it is 1.
+                let own = &t.shape[..t.shape.len() - 2];
+                let skip = r - 2 - own.len();
+                let mut index: Vec<usize> = (0..own.len())
+                    .map(|d| if own[d] == 1 { 0 } else { i[skip + d] })
+                    .collect();
                 if trans {
                     index.extend([col, row])
                 } else {
@@ -1150,17 +1266,41 @@ impl<'t, T: Element> Program<'t, T> {
             mark(ta),
             mark(tb)
         );
-        let (expect, reference, terms) = match Self::product_shape(&sa, ta, &sb, tb) {
+        // torch.matmul's vectors (Var::try_matmul only): a 1-d left operand is the row
+        // [1, k], a 1-d right operand the column [k, 1], and the result loses that axis.
+        let vectors = transposes.is_none() && (sa.len() < 2 || sb.len() < 2);
+        let (row, col) = (vectors && sa.len() == 1, vectors && sb.len() == 1);
+        let as_matrix = |s: &[usize], v: bool, row: bool| -> Vec<usize> {
+            match (v, row) {
+                (false, _) => s.to_vec(),
+                (true, true) => vec![1, s[0]],
+                (true, false) => vec![s[0], 1],
+            }
+        };
+        let (ma, mb) = (as_matrix(&sa, row, true), as_matrix(&sb, col, false));
+        let rule = if vectors && (sa.is_empty() || sb.is_empty()) {
+            Err("a 0-d operand")
+        } else {
+            Self::product_shape(&ma, ta, &mb, tb)
+        };
+        let (expect, reference, terms) = match rule {
             Err(why) => (Expect::Invalid(why), None, 1),
-            Ok((shape, k)) => {
-                let work = product(shape.iter().copied()).saturating_mul(k as u128);
+            Ok((matrices, k)) => {
+                let work = product(matrices.iter().copied()).saturating_mul(k as u128);
+                let r = matrices.len();
+                let shape: Vec<usize> = (0..r)
+                    .filter(|&d| !(row && d == r - 2) && !(col && d == r - 1))
+                    .map(|d| matrices[d])
+                    .collect();
                 let reference = match (self.naive(a), self.naive(b)) {
-                    (Some(x), Some(y)) if small_work(&shape, work) => {
-                        Some(Self::product_reference(x, ta, y, tb, &shape, k))
+                    (Some(x), Some(y)) if small_work(&matrices, work) => {
+                        let (x, y) = (x.reshaped(&ma), y.reshaped(&mb));
+                        let p = Self::product_reference(&x, ta, &y, tb, &matrices, k);
+                        Some(p.reshaped(&shape))
                     }
                     _ => None,
                 };
-                let buffers = vec![shape.clone()];
+                let buffers = vec![matrices];
                 (
                     Expect::Valid {
                         buffers,
@@ -1251,14 +1391,17 @@ impl<'t, T: Element> Program<'t, T> {
 
     fn sum_axes(&mut self, input: &mut Bytes<'_>, report: &mut Report, step: usize, a: usize) {
         let rank = self.var(a).shape().len();
-        let axes: Vec<usize> = (0..input.below(4)).map(|_| input.axis(rank)).collect();
+        let given: Vec<i64> = (0..input.below(4)).map(|_| input.axis(rank)).collect();
         let (keepdim, mean) = (input.flag(), input.flag());
         let sa = self.var(a).shape().to_vec();
         let label = format!(
-            "step {step}: {} over {axes:?} (keepdim {keepdim}) of {sa:?}",
+            "step {step}: {} over {given:?} (keepdim {keepdim}) of {sa:?}",
             if mean { "mean" } else { "sum" }
         );
-        let valid = axes.iter().all(|&x| x < sa.len());
+        let resolved = resolve_all(&given, rank);
+        let valid = resolved.is_ok();
+        let why = resolved.as_ref().err().copied().unwrap_or("");
+        let axes = resolved.unwrap_or_default();
         let reduced = |d: usize| axes.contains(&d);
         let kd: Vec<usize> = (0..sa.len())
             .map(|d| if reduced(d) { 1 } else { sa[d] })
@@ -1278,7 +1421,7 @@ impl<'t, T: Element> Program<'t, T> {
                 work: product(sa.iter().copied()),
             }
         } else {
-            Expect::Invalid("axis out of range")
+            Expect::Invalid(why)
         };
         let count: usize = if valid {
             (0..sa.len())
@@ -1313,19 +1456,25 @@ impl<'t, T: Element> Program<'t, T> {
         let x = self.var(a).clone();
         let call = || {
             if mean {
-                x.try_mean_axes(&axes, keepdim)
+                x.try_mean_axes(&given, keepdim)
             } else {
-                x.try_sum_axes(&axes, keepdim)
+                x.try_sum_axes(&given, keepdim)
             }
         };
         self.check(&label, report, expect, call, reference, count.max(1));
     }
 
-    fn max_axis(&mut self, input: &mut Bytes<'_>, report: &mut Report, step: usize, a: usize) {
-        let (axis, keepdim) = (input.axis(self.var(a).shape().len()), input.flag());
+    /// `max_axis` / `min_axis`, or `argmax_axis` / `argmin_axis` (whose positions are kept
+    /// as a constant of `T`, compared exactly).
+    fn extremum_axis(&mut self, input: &mut Bytes<'_>, report: &mut Report, step: usize, a: usize) {
+        let (given, keepdim) = (input.axis(self.var(a).shape().len()), input.flag());
+        let (min, arg) = (input.flag(), input.flag());
         let sa = self.var(a).shape().to_vec();
-        let label = format!("step {step}: max over axis {axis} (keepdim {keepdim}) of {sa:?}");
-        let valid = axis < sa.len() && sa[axis] > 0;
+        let name = ["max", "min", "argmax", "argmin"][usize::from(min) + 2 * usize::from(arg)];
+        let label = format!("step {step}: {name} over axis {given} (keepdim {keepdim}) of {sa:?}");
+        let resolved = resolve(given, sa.len()).filter(|&a| sa[a] > 0);
+        let valid = resolved.is_some();
+        let axis = resolved.unwrap_or(0);
         let mut shape = sa.clone();
         if valid {
             if keepdim {
@@ -1348,10 +1497,14 @@ impl<'t, T: Element> Program<'t, T> {
             kd[axis] = 1;
             let out = Naive::from_fn(&kd, |i| {
                 let mut src = i.to_vec();
-                (0..sa[axis]).fold(T::neg_infinity(), |m, j| {
-                    src[axis] = j;
-                    nan_max(m, x.at(&src))
-                })
+                let slice: Vec<T> = (0..sa[axis])
+                    .map(|j| {
+                        src[axis] = j;
+                        x.at(&src)
+                    })
+                    .collect();
+                let (best, at) = extremum(&slice, min);
+                if arg { T::of(at as f64) } else { best }
             });
             Naive {
                 shape: shape.clone(),
@@ -1359,24 +1512,219 @@ impl<'t, T: Element> Program<'t, T> {
             }
         });
         let x = self.var(a).clone();
-        self.check(
-            &label,
-            report,
-            expect,
-            || x.try_max_axis(axis, keepdim),
-            reference,
-            1,
+        let tape = self.tape;
+        let call = move || match (min, arg) {
+            (false, false) => x.try_max_axis(given, keepdim),
+            (true, false) => x.try_min_axis(given, keepdim),
+            (false, true) => x
+                .try_argmax_axis(given, keepdim)
+                .map(|p| positions(tape, &p)),
+            (true, true) => x
+                .try_argmin_axis(given, keepdim)
+                .map(|p| positions(tape, &p)),
+        };
+        self.check(&label, report, expect, call, reference, 1);
+    }
+
+    /// `max()` / `min()` of all elements, or `argmax()` / `argmin()` (kept as a constant).
+    fn extremum_all(&mut self, input: &mut Bytes<'_>, report: &mut Report, step: usize, a: usize) {
+        let (min, arg) = (input.flag(), input.flag());
+        let sa = self.var(a).shape().to_vec();
+        let name = ["max", "min", "argmax", "argmin"][usize::from(min) + 2 * usize::from(arg)];
+        let label = format!("step {step}: {name}() of {sa:?}");
+        let expect = if product(sa.iter().copied()) == 0 {
+            Expect::Invalid("no element")
+        } else {
+            Expect::Valid {
+                shape: vec![],
+                buffers: vec![],
+                work: product(sa.iter().copied()),
+            }
+        };
+        let reference = self.naive_if(&expect, a).map(|x| {
+            let (best, at) = extremum(&x.data, min);
+            Naive {
+                shape: vec![],
+                data: vec![if arg { T::of(at as f64) } else { best }],
+            }
+        });
+        let x = self.var(a).clone();
+        let tape = self.tape;
+        let call = move || match (min, arg) {
+            (false, false) => x.try_max(),
+            (true, false) => x.try_min(),
+            (false, true) => x.try_argmax().map(|p| positions(tape, &p)),
+            (true, true) => x.try_argmin().map(|p| positions(tape, &p)),
+        };
+        self.check(&label, report, expect, call, reference, 1);
+    }
+
+    /// `logsumexp` over a list of axes (negative, out of range or repeated ones included).
+    fn logsumexp(&mut self, input: &mut Bytes<'_>, report: &mut Report, step: usize, a: usize) {
+        let rank = self.var(a).shape().len();
+        let given: Vec<i64> = (0..input.below(4)).map(|_| input.axis(rank)).collect();
+        let keepdim = input.flag();
+        let sa = self.var(a).shape().to_vec();
+        let label = format!("step {step}: logsumexp over {given:?} (keepdim {keepdim}) of {sa:?}");
+        let resolved = resolve_all(&given, rank);
+        let expect = match &resolved {
+            Err(why) => Expect::Invalid(why),
+            Ok(axes) => {
+                let kd: Vec<usize> = (0..rank)
+                    .map(|d| if axes.contains(&d) { 1 } else { sa[d] })
+                    .collect();
+                let shape = (0..rank)
+                    .filter(|d| keepdim || !axes.contains(d))
+                    .map(|d| kd[d])
+                    .collect();
+                Expect::Valid {
+                    shape,
+                    buffers: vec![kd],
+                    work: product(sa.iter().copied()),
+                }
+            }
+        };
+        let axes = resolved.unwrap_or_default();
+        let count = axes.iter().map(|&d| sa[d]).product::<usize>();
+        let reference = self.naive_if(&expect, a).map(|x| {
+            let Expect::Valid { shape, .. } = &expect else {
+                unreachable!("a reference only for a valid call")
+            };
+            let kd: Vec<usize> = (0..rank)
+                .map(|d| if axes.contains(&d) { 1 } else { sa[d] })
+                .collect();
+            let s = strides(&kd);
+            let mut groups: Vec<Vec<T>> = vec![Vec::new(); kd.iter().product()];
+            let _ = Naive::from_fn(&sa, |i| {
+                let at: usize = (0..rank)
+                    .filter(|d| !axes.contains(d))
+                    .map(|d| i[d] * s[d])
+                    .sum();
+                groups[at].push(x.at(i));
+                T::zero()
+            });
+            // PyTorch's: NaN if the slice holds one; an infinite maximum is the result
+            // (nothing to subtract); −∞ for an empty slice.
+            let data = groups
+                .iter()
+                .map(|g| {
+                    if g.iter().any(|v| v.is_nan()) {
+                        return T::nan();
+                    }
+                    let m = g.iter().fold(T::neg_infinity(), |m, &v| nan_max(m, v));
+                    if !m.is_finite() {
+                        return m;
+                    }
+                    m + pairwise(&g.iter().map(|&v| (v - m).exp()).collect::<Vec<_>>()).ln()
+                })
+                .collect();
+            Naive {
+                shape: shape.clone(),
+                data,
+            }
+        });
+        let x = self.var(a).clone();
+        let call = || x.try_logsumexp(&given, keepdim);
+        self.check(&label, report, expect, call, reference, count.max(1));
+    }
+
+    /// `where(mask, a, b)`: a `Tensor<bool>` mask of a random shape, or a value used as a
+    /// 0/1 mask (an error unless it holds only 0 and 1).
+    fn where_(
+        &mut self,
+        input: &mut Bytes<'_>,
+        report: &mut Report,
+        step: usize,
+        (a, b): (usize, usize),
+    ) {
+        let m = self.pick(input);
+        let sm = self.var(m).shape().to_vec();
+        let (as_bool, seed) = (input.byte() % 4 != 0, input.below(8));
+        let n = product(sm.iter().copied());
+        if as_bool && (n > SMALL as u128 || !addressable::<bool>(&sm)) {
+            report.skipped += 1;
+            return;
+        }
+        let bits: Vec<bool> = (0..if as_bool { n as usize } else { 0 })
+            .map(|j| (seed + j * 3) % 5 < 2)
+            .collect();
+        let (sa, sb) = (self.var(a).shape().to_vec(), self.var(b).shape().to_vec());
+        let label = format!(
+            "step {step}: where({} {sm:?}, {sa:?}, {sb:?})",
+            if as_bool { "bool" } else { "0/1" }
         );
+        // The mask as booleans, when it is one (a value holding anything but 0 and 1 is
+        // not; a value too large to know stays unknown).
+        let mask: Option<Naive<bool>> = if as_bool {
+            Some(Naive {
+                shape: sm.clone(),
+                data: bits.clone(),
+            })
+        } else {
+            self.naive(m).and_then(|v| {
+                let data: Option<Vec<bool>> = v
+                    .data
+                    .iter()
+                    .map(|&e| (e == T::zero() || e == T::one()).then_some(e == T::one()))
+                    .collect();
+                data.map(|data| Naive {
+                    shape: v.shape.clone(),
+                    data,
+                })
+            })
+        };
+        let shape = broadcast(&sm, &sa).and_then(|s| broadcast(&s, &sb));
+        let expect = match &shape {
+            _ if !as_bool && self.naive(m).is_none() => {
+                report.skipped += 1; // too large to tell whether it is a 0/1 mask
+                return;
+            }
+            _ if mask.is_none() => Expect::Invalid("the mask holds a value other than 0 and 1"),
+            None => Expect::Invalid("shapes do not broadcast"),
+            Some(s) => Expect::Valid {
+                shape: s.clone(),
+                buffers: vec![s.clone()],
+                work: product(s.iter().copied()),
+            },
+        };
+        let reference = match (
+            &mask,
+            self.naive_if(&expect, a),
+            self.naive_if(&expect, b),
+            &shape,
+        ) {
+            (Some(c), Some(x), Some(y), Some(s)) => Some(Naive::from_fn(s, |i| {
+                if c.at_broadcast(i) {
+                    x.at_broadcast(i)
+                } else {
+                    y.at_broadcast(i)
+                }
+            })),
+            _ => None,
+        };
+        let (x, y) = (self.var(a).clone(), self.var(b).clone());
+        let mask_value = self.var(m).value().clone();
+        let call = move || {
+            if as_bool {
+                let mask = Tensor::from_vec(bits, &sm)?;
+                Var::try_where_(&mask, &x, &y)
+            } else {
+                Var::try_where_(&mask_value, &x, &y)
+            }
+        };
+        self.check(&label, report, expect, call, reference, 1);
     }
 
     fn softmax(&mut self, input: &mut Bytes<'_>, report: &mut Report, step: usize, a: usize) {
-        let (axis, log) = (input.axis(self.var(a).shape().len()), input.flag());
+        let (given, log) = (input.axis(self.var(a).shape().len()), input.flag());
         let sa = self.var(a).shape().to_vec();
         let label = format!(
-            "step {step}: {} over axis {axis} of {sa:?}",
+            "step {step}: {} over axis {given} of {sa:?}",
             if log { "log_softmax" } else { "softmax" }
         );
-        let valid = axis < sa.len();
+        let resolved = resolve(given, sa.len());
+        let valid = resolved.is_some();
+        let axis = resolved.unwrap_or(0);
         let expect = if valid {
             Expect::Valid {
                 shape: sa.clone(),
@@ -1413,9 +1761,9 @@ impl<'t, T: Element> Program<'t, T> {
         let len = if valid { sa[axis] } else { 1 };
         let call = || {
             if log {
-                x.try_log_softmax(axis)
+                x.try_log_softmax(given)
             } else {
-                x.try_softmax(axis)
+                x.try_softmax(given)
             }
         };
         self.check(&label, report, expect, call, reference, len.max(1));
@@ -1426,7 +1774,7 @@ impl<'t, T: Element> Program<'t, T> {
         report: &mut Report,
         step: usize,
         parts: &[usize],
-        axis: usize,
+        given: i64,
         stack: bool,
     ) {
         let shapes: Vec<Vec<usize>> = parts
@@ -1434,9 +1782,13 @@ impl<'t, T: Element> Program<'t, T> {
             .map(|&p| self.var(p).shape().to_vec())
             .collect();
         let label = format!(
-            "step {step}: {} of {shapes:?} along {axis}",
+            "step {step}: {} of {shapes:?} along {given}",
             if stack { "stack" } else { "concat" }
         );
+        // The axis, counted from the front; a stack's new axis may also be the last.
+        let rank = shapes.first().map_or(0, |f| f.len() + usize::from(stack));
+        let resolved = resolve(given, rank);
+        let axis = resolved.unwrap_or(usize::MAX);
         // A stack is a concat of the parts with a 1 inserted at `axis`.
         let pieces: Vec<Vec<usize>> = if stack && shapes.first().is_some_and(|f| axis <= f.len()) {
             shapes
@@ -1454,7 +1806,7 @@ impl<'t, T: Element> Program<'t, T> {
         };
         let rule = || -> Result<Vec<usize>, &'static str> {
             let first = pieces.first().ok_or("no inputs")?;
-            if axis >= first.len() || (stack && axis > shapes[0].len()) {
+            if resolved.is_none() {
                 return Err("axis");
             }
             if stack && shapes.iter().any(|s| s != &shapes[0]) {
@@ -1507,9 +1859,9 @@ impl<'t, T: Element> Program<'t, T> {
         let call = || {
             let refs: Vec<&Var<'t, T>> = vars.iter().collect();
             if stack {
-                Var::try_stack(&refs, axis)
+                Var::try_stack(&refs, given)
             } else {
-                Var::try_concat(&refs, axis)
+                Var::try_concat(&refs, given)
             }
         };
         self.check(&label, report, expect, call, reference, 1);
