@@ -1289,7 +1289,7 @@ impl<'t, T: Element> Program<'t, T> {
                 let work = product(matrices.iter().copied()).saturating_mul(k as u128);
                 let r = matrices.len();
                 let shape: Vec<usize> = (0..r)
-                    .filter(|&d| !(row && d == r - 2) && !(col && d == r - 1))
+                    .filter(|&d| (!row || d != r - 2) && (!col || d != r - 1))
                     .map(|d| matrices[d])
                     .collect();
                 let reference = match (self.naive(a), self.naive(b)) {
