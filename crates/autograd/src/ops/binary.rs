@@ -204,6 +204,10 @@ impl<T: Element> Tensor<T> {
         rhs: &Tensor<T>,
         f: impl Fn(T, T) -> T,
     ) -> Result<Tensor<T>> {
+        if let (Some(a), Some(b)) = (self.as_scalar(), rhs.as_scalar()) {
+            // Two 0-d values (scalar programs): nothing to broadcast.
+            return Ok(Tensor::scalar(f(a, b)));
+        }
         let shape = broadcast_shapes(op, self.shape(), rhs.shape())?;
         if let (Some(a), Some(b)) = (self.as_one(), rhs.as_one()) {
             // One element each: no buffer at all.
@@ -274,6 +278,10 @@ impl<T: Element> Tensor<T> {
 /// `acc += x` in place (same shape); copies `acc`'s buffer first only if it is shared.
 pub(crate) fn add_assign<T: Element>(acc: &mut Tensor<T>, x: &Tensor<T>) {
     debug_assert_eq!(acc.shape(), x.shape());
+    if let (Some(a), Some(b)) = (acc.as_scalar(), x.as_scalar()) {
+        *acc = Tensor::scalar(a + b);
+        return;
+    }
     for (a, &b) in acc.data_mut().iter_mut().zip(x.data()) {
         *a += b;
     }
