@@ -218,6 +218,14 @@ impl<T: Copy> Tensor<T> {
         }
     }
 
+    /// The single element, writable in place, if this tensor holds exactly one.
+    pub(crate) fn as_one_mut(&mut self) -> Option<&mut T> {
+        match &mut self.storage {
+            Storage::One(x) => Some(x),
+            Storage::Shared(_) => None,
+        }
+    }
+
     /// The value of a 0-d tensor (`None` for any other rank, one-element ones included):
     /// the tape's light path for scalar programs, which skips shape handling.
     pub(crate) fn as_scalar(&self) -> Option<T> {
