@@ -3,6 +3,8 @@
 
 pub(crate) mod conv;
 pub(crate) mod matmul;
+pub(crate) mod sgemm;
+pub(crate) mod spin_pool;
 pub(crate) mod strided;
 
 pub use matmul::{num_threads, set_num_threads};
