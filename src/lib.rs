@@ -4,6 +4,7 @@
 pub use autograd;
 pub use nn;
 
+pub mod checkpoint_cost;
 pub mod machine_peak;
 #[cfg(feature = "tutorial")]
 pub mod tutorial;

@@ -51,6 +51,7 @@ fn every_cell_marker_is_closed_named_once_and_not_empty() {
         tutorial::training::SOURCE,
         tutorial::memory::SOURCE,
         tutorial::ch10_manual::WORKLOADS,
+        tutorial::ch08_cost::CHECKPOINT_COST,
     ]);
     for source in sources {
         let cells = source.cells().unwrap_or_else(|e| panic!("{e}"));

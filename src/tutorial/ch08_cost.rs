@@ -10,11 +10,12 @@ use super::memory::{self, step_peak};
 use super::page::{Page, Table, Verdict, sig};
 use super::plot::{Figure, Panel, Series, Style};
 use super::timing::{Alternated, Spread, human_seconds, repeated};
-use super::{Chapter, Progress};
+use super::{Chapter, Progress, Source};
+use crate::checkpoint_cost::{Plan, narrow, step};
 use crate::workloads::ResMlp;
 use autograd::alloc_meter::human;
 use autograd::{Tape, Tensor, Var};
-use nn::{Ctx, Module, ResidualBlock, Stack};
+use nn::{Ctx, Module, ResidualBlock};
 
 /// The chapter as the examples and the tour run it.
 pub const CHAPTER: Chapter = Chapter {
@@ -237,110 +238,41 @@ fn measure(size: ResMlp, reps: usize, progress: &Progress) -> Cost {
     }
 }
 
-/// How a deep stack keeps its activations for backward.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Checkpointing {
-    /// Every block's activations stay on the tape.
-    None,
-    /// Every block is a checkpointed segment: only its input is kept, the rest recomputed.
-    EveryBlock,
-    /// √N segments of √N blocks each.
-    SqrtN,
-}
-
-impl Checkpointing {
-    /// Every setting.
-    pub const ALL: [Checkpointing; 3] = [
-        Checkpointing::None,
-        Checkpointing::EveryBlock,
-        Checkpointing::SqrtN,
-    ];
-
-    /// A short description.
-    pub fn describe(&self) -> &'static str {
-        match self {
-            Checkpointing::None => "no checkpointing",
-            Checkpointing::EveryBlock => "every block",
-            Checkpointing::SqrtN => "every √N blocks",
-        }
-    }
-
-    /// The stack of `blocks` run with this setting.
-    pub fn model(&self, blocks: Vec<ResidualBlock<f32>>) -> Box<dyn Module<f32>> {
-        // cell: checkpoint
-        let stack: Stack<ResidualBlock<f32>> = blocks.into_iter().map(Box::new).collect();
-        match self {
-            Checkpointing::None => Box::new(stack),
-            Checkpointing::EveryBlock => Box::new(stack.checkpoint_every(1)), // a segment per block
-            Checkpointing::SqrtN => Box::new(stack.checkpoint_sqrt()), // √N segments of √N blocks
-        }
-        // end cell
-    }
-}
-
-/// One training step of any model on the workload's loss: forward, MSE, backward, SGD.
-fn model_step(model: &dyn Module<f32>, x: &Tensor<f32>, y: &Tensor<f32>) -> f32 {
-    let (loss, grads) = {
-        let tape = Tape::new();
-        let cx = Ctx::train(&tape, 0);
-        let diff = &model.forward(&cx, &cx.input(x.clone())) - &cx.input(y.clone());
-        let loss = (&diff * &diff).mean();
-        (loss.item(), cx.param_grads(&loss.backward_leaves()))
-    };
-    for p in model.parameters() {
-        if let Some(g) = grads.get(&p) {
-            p.update(|w| {
-                w.iter_mut()
-                    .zip(g.data())
-                    .for_each(|(w, &g)| *w -= 0.01 * g)
-            });
-        }
-    }
-    loss
-}
+/// The source of the checkpointing measurements, whose plans this chapter shows.
+pub const CHECKPOINT_COST: Source = Source {
+    path: "src/checkpoint_cost.rs",
+    text: include_str!("../checkpoint_cost.rs"),
+};
 
 /// Checkpointing at one depth.
 #[derive(Clone, Debug)]
 pub struct CheckpointCost {
     /// Number of blocks.
     pub depth: usize,
-    /// Peak bytes of a training step for each setting, in the order of
-    /// [`Checkpointing::ALL`].
+    /// Peak bytes of a training step for each setting, in the order of [`Plan::ALL`].
     pub peak: Vec<Option<usize>>,
     /// Training steps timed alternately: no checkpointing against every block, and against
     /// every √N blocks.
     pub time: Vec<Alternated>,
 }
 
-/// The stack of the checkpointing experiment: a batch large against the width, so that the
-/// activations (which checkpointing drops) outweigh the weights and their gradients (which
-/// every step needs whole).
-pub fn checkpoint_size(depth: usize) -> ResMlp {
-    ResMlp {
-        name: "deep",
-        batch: 256,
-        width: 32,
-        blocks: depth,
-    }
-}
-
 fn measure_checkpointing(depth: usize, reps: usize, progress: &Progress) -> CheckpointCost {
     progress.say(&format!("checkpointing, {depth} blocks"));
-    let size = checkpoint_size(depth);
+    let size = narrow(depth);
     let (x, y) = (size.input(), size.target());
-    let peak = Checkpointing::ALL
+    let peak = Plan::ALL
         .iter()
-        .map(|c| step_peak(|| c.model(size.blocks()), |m| _ = model_step(&**m, &x, &y)))
+        .map(|c| step_peak(|| c.model(&size), |m| _ = step(&**m, &x, &y, 0.01)))
         .collect();
-    let plain = Checkpointing::None.model(size.blocks());
-    let time = [Checkpointing::EveryBlock, Checkpointing::SqrtN]
+    let plain = Plan::None.model(&size);
+    let time = [Plan::EveryBlock, Plan::Sqrt]
         .iter()
         .map(|c| {
-            let other = c.model(size.blocks());
+            let other = c.model(&size);
             Alternated::run(
                 reps,
-                || _ = model_step(&*other, &x, &y),
-                || _ = model_step(&*plain, &x, &y),
+                || _ = step(&*other, &x, &y, 0.01),
+                || _ = step(&*plain, &x, &y, 0.01),
             )
         })
         .collect();
@@ -647,15 +579,15 @@ impl CostChapter {
              not the weights or their gradients, so the experiment takes a batch large against \
              the width: the notebook's blocks of width {}, a batch of {} (the workload's \
              initialisation), {} blocks:",
-            checkpoint_size(1).width,
-            checkpoint_size(1).batch,
+            narrow(1).width,
+            narrow(1).batch,
             self.checkpointing
                 .iter()
                 .map(|c| c.depth.to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
-        page.cell("checkpoint");
+        page.cell_from(CHECKPOINT_COST, "checkpoint");
         let mut t = Table::new([
             "blocks",
             "peak, no checkpointing",
@@ -778,14 +710,13 @@ impl CostChapter {
         )
         .log_x()
         .log_y();
-        for (k, setting) in Checkpointing::ALL.iter().enumerate() {
+        for (k, setting) in Plan::ALL.iter().enumerate() {
             let points = self
                 .checkpointing
                 .iter()
                 .filter_map(|c| Some((c.depth as f64, c.peak[k]? as f64)))
                 .collect();
-            panel =
-                panel.with(Series::line(setting.describe(), points, k).styled(Style::LinePoints));
+            panel = panel.with(Series::line(setting.name(), points, k).styled(Style::LinePoints));
         }
         Figure::single(
             "08_checkpointing",

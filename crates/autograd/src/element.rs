@@ -50,17 +50,26 @@ mod sealed {
     pub trait Sealed: Sized {
         /// The `gemm` family's kernel for this type (chosen for the CPU on first use).
         fn gemm_fn() -> GemmFn<Self>;
+        /// The error function erf x = 2/√π ∫₀ˣ e^(−t²) dt, from `libm` (FreeBSD's `s_erf.c`
+        /// and `s_erff.c`, accurate to within 1 ulp).
+        fn erf(self) -> Self;
     }
 
     impl Sealed for f32 {
         fn gemm_fn() -> GemmFn<f32> {
             gemm_f32::gemm::f32::get_gemm_fn()
         }
+        fn erf(self) -> f32 {
+            libm::erff(self)
+        }
     }
 
     impl Sealed for f64 {
         fn gemm_fn() -> GemmFn<f64> {
             gemm_f64::gemm::f64::get_gemm_fn()
+        }
+        fn erf(self) -> f64 {
+            libm::erf(self)
         }
     }
 }

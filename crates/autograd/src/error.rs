@@ -5,7 +5,6 @@
 //! the operation, the shapes involved and, through `#[track_caller]`, the line of *your*
 //! code that called it.
 
-use crate::shape::Shape;
 use std::fmt;
 use std::panic::Location;
 
@@ -34,11 +33,19 @@ impl fmt::Debug for Caller {
     }
 }
 
+/// The dimensions of a shape named in an [`Error`], outermost first. Boxed, so that an error
+/// stays small: a `Result<_, Error>` costs little to return even when it is `Ok`.
+pub type Dims = Box<[usize]>;
+
 /// Everything that can go wrong in `autograd`. Messages name the op, the shapes, and the
 /// caller's source line.
 ///
 /// New variants may be added in minor versions (the enum is `#[non_exhaustive]`): a
 /// `match` on it needs a `_` arm.
+///
+/// An `Error` is small — at most 80 bytes on 64-bit targets, its shapes and texts boxed — so
+/// that functions returning `Result<_, Error>` stay below clippy's `result_large_err`
+/// threshold (128 bytes).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -48,9 +55,9 @@ pub enum Error {
         /// The operation.
         op: &'static str,
         /// Left operand's shape.
-        lhs: Shape,
+        lhs: Dims,
         /// Right operand's shape.
-        rhs: Shape,
+        rhs: Dims,
         /// The caller's source line.
         at: Caller,
     },
@@ -60,9 +67,9 @@ pub enum Error {
         /// The operation.
         op: &'static str,
         /// Left operand's shape.
-        lhs: Shape,
+        lhs: Dims,
         /// Right operand's shape.
-        rhs: Shape,
+        rhs: Dims,
         /// What does not fit.
         reason: &'static str,
         /// The caller's source line.
@@ -74,9 +81,9 @@ pub enum Error {
         /// The operation.
         op: &'static str,
         /// The shape that was needed.
-        expected: Shape,
+        expected: Dims,
         /// The shape that was given.
-        got: Shape,
+        got: Dims,
         /// The caller's source line.
         at: Caller,
     },
@@ -88,7 +95,7 @@ pub enum Error {
         /// The rank(s) accepted, in words (e.g. "rank 2").
         expected: &'static str,
         /// The shape that was given.
-        got: Shape,
+        got: Dims,
         /// The caller's source line.
         at: Caller,
     },
@@ -100,7 +107,7 @@ pub enum Error {
         /// Length of the data.
         len: usize,
         /// The requested shape.
-        shape: Shape,
+        shape: Dims,
         /// Number of elements the shape holds.
         expected: usize,
         /// The caller's source line.
@@ -118,7 +125,7 @@ pub enum Error {
         /// The operation.
         op: &'static str,
         /// The shape asked for (a constructor's argument, or the shape an op would produce).
-        shape: Shape,
+        shape: Dims,
         /// The caller's source line.
         at: Caller,
     },
@@ -129,7 +136,7 @@ pub enum Error {
         /// The operation.
         op: &'static str,
         /// The shape of the buffer that could not be allocated.
-        shape: Shape,
+        shape: Dims,
         /// Its size in bytes.
         bytes: usize,
         /// The caller's source line.
@@ -143,25 +150,27 @@ pub enum Error {
         /// The operation.
         op: &'static str,
         /// The original shape.
-        from: Shape,
+        from: Dims,
         /// Elements in the original shape.
         from_len: usize,
         /// The requested shape.
-        to: Shape,
+        to: Dims,
         /// Elements in the requested shape.
         to_len: usize,
         /// The caller's source line.
         at: Caller,
     },
-    /// An axis beyond the tensor's rank.
+    /// An axis beyond the tensor's rank: a tensor of rank `r` has the axes `0..r`, also
+    /// counted from the back as `-r..=-1` (see [`crate::Axis`]).
     #[error("{op}: axis {axis} is out of range for shape {shape:?} (at {at})")]
     Axis {
         /// The operation.
         op: &'static str,
-        /// The axis asked for.
-        axis: usize,
+        /// The axis as it was given (negative: counted from the back). Every type that
+        /// implements [`crate::Axis`] converts to `i128` without loss.
+        axis: i128,
         /// The tensor's shape.
-        shape: Shape,
+        shape: Dims,
         /// The caller's source line.
         at: Caller,
     },
@@ -174,6 +183,24 @@ pub enum Error {
         index: usize,
         /// The axis' length.
         len: usize,
+        /// The caller's source line.
+        at: Caller,
+    },
+    /// A range along an axis that ends past the axis' end (`narrow`): `start + len > size`.
+    #[error(
+        "{op}: start {start} + length {len} > size {size} of axis {axis}: the range ends past the end of the axis (at {at})"
+    )]
+    Range {
+        /// The operation.
+        op: &'static str,
+        /// The axis, counted from the front.
+        axis: usize,
+        /// The first position of the range.
+        start: usize,
+        /// The range's length.
+        len: usize,
+        /// The axis' size.
+        size: usize,
         /// The caller's source line.
         at: Caller,
     },
@@ -193,7 +220,7 @@ pub enum Error {
     )]
     NonScalarBackward {
         /// The output's shape.
-        shape: Shape,
+        shape: Dims,
         /// The caller's source line.
         at: Caller,
     },
@@ -213,7 +240,7 @@ pub enum Error {
         op: &'static str,
         /// The shapes of the node's inputs, in argument order. `None` is an untracked
         /// constant whose shape the tape does not keep (in the backward pass only).
-        input_shapes: Vec<Option<Shape>>,
+        input_shapes: Box<[Option<Dims>]>,
         /// What was found, e.g. "produced 3 NaN among its 32 values".
         what: String,
         /// The source line that recorded the node.
@@ -286,6 +313,7 @@ impl Error {
             | Error::Reshape { at, .. }
             | Error::Axis { at, .. }
             | Error::Index { at, .. }
+            | Error::Range { at, .. }
             | Error::InvalidArgument { at, .. }
             | Error::SizeOverflow { at, .. }
             | Error::Alloc { at, .. }
@@ -316,13 +344,10 @@ impl fmt::Display for AnomalyPhase {
 }
 
 /// Input shapes as printed in an anomaly report: `[4, 8], const`.
-fn fmt_input_shapes(shapes: &[Option<Shape>]) -> String {
+fn fmt_input_shapes(shapes: &[Option<Dims>]) -> String {
     let shapes: Vec<String> = shapes
         .iter()
-        .map(|s| {
-            s.as_ref()
-                .map_or("const".into(), |s| format!("{:?}", s.as_slice()))
-        })
+        .map(|s| s.as_ref().map_or("const".into(), |s| format!("{s:?}")))
         .collect();
     shapes.join(", ")
 }
@@ -377,10 +402,19 @@ mod tests {
             phase: AnomalyPhase::Forward,
             node: 0,
             op: "log",
-            input_shapes: vec![],
+            input_shapes: Box::new([]),
             what: "produced 1 NaN".into(),
             at: inner_at,
         };
         assert_eq!(anomaly.clone().with_caller(user_at), anomaly);
+    }
+
+    /// Returning `Result<_, Error>` must stay cheap, and clippy's `result_large_err` (which
+    /// fires at 128 bytes) must stay quiet in user code: shapes and texts are boxed.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn an_error_is_at_most_80_bytes() {
+        assert!(size_of::<Error>() <= 80, "{} bytes", size_of::<Error>());
+        assert!(size_of::<Result<(), Error>>() <= 80);
     }
 }

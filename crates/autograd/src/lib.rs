@@ -16,6 +16,8 @@
 //!   contributions at a skip connection ([`Tape::track_contributions`]), steps through
 //!   backward node by node ([`Var::backward_steps`]) and finds the first NaN or infinity
 //!   ([`Tape::set_detect_anomaly`]). See docs/tape.md.
+//! - [`Tape::checkpoint`]: activation checkpointing — a segment recorded as one node that
+//!   keeps its inputs and is recomputed in backward, with bit-identical gradients.
 //!
 //! ```
 //! use autograd::{Tape, Tensor};
@@ -49,12 +51,13 @@ mod tape;
 mod tensor;
 
 pub use element::Element;
-pub use error::{AnomalyPhase, Caller, Error, Result};
+pub use error::{AnomalyPhase, Caller, Dims, Error, Result};
 pub use gradcheck::{GradcheckOptions, GradcheckReport, Mismatch, gradcheck, gradgradcheck};
 pub use inspect::{MemoryReport, MemoryUse, SegmentUse, Table, ValueSummary};
 pub use kernels::{num_threads, set_num_threads};
+pub use ops::{GeluApproximation, Mask};
 pub use rand;
-pub use shape::{Shape, broadcast_shapes, checked_numel, numel};
+pub use shape::{Axis, Shape, broadcast_shapes, checked_numel, numel};
 pub use tape::{
     BackwardStep, BackwardSteps, Contribution, Gradients, HookHandle, Tape, Var, VarGradients,
 };

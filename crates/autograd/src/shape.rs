@@ -73,7 +73,7 @@ pub(crate) fn checked_len<T>(op: &'static str, shape: &[usize]) -> Result<usize>
         Some(n) if fits => Ok(n),
         _ => Err(Error::SizeOverflow {
             op,
-            shape: copy(shape),
+            shape: shape.into(),
             at: Caller::here(),
         }),
     }
@@ -157,19 +157,109 @@ fn dim_from_right(shape: &[usize], i: usize) -> usize {
     }
 }
 
-/// Checks `axis < rank`.
-#[track_caller]
-pub(crate) fn check_axis(op: &'static str, axis: usize, shape: &[usize]) -> Result<()> {
-    if axis < shape.len() {
-        Ok(())
-    } else {
-        Err(Error::Axis {
-            op,
-            axis,
-            shape: shape.into(),
-            at: Caller::here(),
-        })
+/// An axis of a tensor: counted from the front (`0` is the first axis) or, when negative,
+/// from the back (`-1` is the last), as in PyTorch and NumPy. Every op that takes an axis
+/// takes any integer type, so `x.sum_axes(&[1], false)`, `x.softmax(-1)` and
+/// `x.narrow(axis, 0, 2)` with `axis: usize` all compile without casts.
+///
+/// A tensor of rank `r` has the axes `0..r`, also named `-r..=-1`; anything else is an
+/// [`Error::Axis`] naming the axis as given.
+///
+/// ```
+/// use autograd::{Axis, Tensor};
+/// assert_eq!((-1).resolve(3), Some(2));
+/// assert_eq!(0usize.resolve(3), Some(0));
+/// assert_eq!((-4i64).resolve(3), None);
+/// let x = Tensor::<f32>::ones(&[2, 3]);
+/// assert_eq!(x.sum_axes(&[-1], false).shape(), &[2]);
+/// assert_eq!(x.sum_axes(&[0usize], false).shape(), &[3]);
+/// ```
+///
+/// Implemented for every primitive integer type up to 64 bits (and `isize`, `usize`); the
+/// trait is sealed.
+pub trait Axis: Copy + sealed::Sealed {
+    /// The axis as given, widened without loss (for error messages).
+    fn given(self) -> i128;
+
+    /// The axis of a tensor of rank `rank`, counted from the front; `None` when it is out of
+    /// range (`axis < -rank` or `axis >= rank`).
+    fn resolve(self, rank: usize) -> Option<usize> {
+        let (axis, rank) = (self.given(), rank as i128); // a rank fits i128 without loss
+        let from_front = if axis < 0 { axis + rank } else { axis };
+        (0..rank)
+            .contains(&from_front)
+            .then_some(from_front as usize)
     }
+}
+
+mod sealed {
+    /// Seals [`Axis`](super::Axis): it is implemented for the integer types only.
+    pub trait Sealed {}
+}
+
+macro_rules! integer_axis {
+    ($($t:ty),*) => {$(
+        impl sealed::Sealed for $t {}
+        impl Axis for $t {
+            fn given(self) -> i128 {
+                self as i128 // lossless: every type here has at most 64 bits
+            }
+        }
+    )*};
+}
+
+integer_axis!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
+
+/// The axis `axis` of `shape`, counted from the front, or [`Error::Axis`] for `op`.
+#[track_caller]
+pub(crate) fn resolve_axis(op: &'static str, axis: impl Axis, shape: &[usize]) -> Result<usize> {
+    resolve_axis_of_rank(op, axis, shape.len(), shape)
+}
+
+/// The axis `axis` among `rank` axes (e.g. one more than `shape` has, for `stack`), counted
+/// from the front, or [`Error::Axis`] for `op` naming `shape`.
+#[track_caller]
+pub(crate) fn resolve_axis_of_rank(
+    op: &'static str,
+    axis: impl Axis,
+    rank: usize,
+    shape: &[usize],
+) -> Result<usize> {
+    let at = Caller::here(); // outside the closure: closures do not track the caller
+    axis.resolve(rank).ok_or_else(|| Error::Axis {
+        op,
+        axis: axis.given(),
+        shape: shape.into(),
+        at,
+    })
+}
+
+/// The axes `axes` of `shape`, counted from the front and sorted. [`Error::Axis`] for an
+/// axis out of range, and [`Error::InvalidArgument`] for an axis named twice (`[1, 1]`, or
+/// `[1, -1]` of a matrix): PyTorch refuses both.
+#[track_caller]
+pub(crate) fn resolve_axes(
+    op: &'static str,
+    axes: &[impl Axis],
+    shape: &[usize],
+) -> Result<SmallVec<[usize; 4]>> {
+    let mut resolved: SmallVec<[usize; 4]> = SmallVec::with_capacity(axes.len());
+    for &a in axes {
+        resolved.push(resolve_axis(op, a, shape)?);
+    }
+    resolved.sort_unstable();
+    if let Some(w) = resolved.windows(2).find(|w| w[0] == w[1]) {
+        let given: Vec<i128> = axes.iter().map(|a| a.given()).collect();
+        return Err(Error::InvalidArgument {
+            op,
+            reason: format!(
+                "axis {} is named twice in {given:?} (shape {shape:?})",
+                w[0]
+            ),
+            at: Caller::here(),
+        });
+    }
+    Ok(resolved)
 }
 
 #[cfg(test)]
@@ -190,5 +280,30 @@ mod tests {
             vec![0, 1, 0]
         );
         assert_eq!(strides(&[2, 3, 4]).to_vec(), vec![12, 4, 1]);
+    }
+
+    #[test]
+    fn axes_count_from_the_back_when_negative() {
+        for (axis, want) in [(0i64, Some(0)), (2, Some(2)), (3, None), (-1, Some(2))] {
+            assert_eq!(axis.resolve(3), want, "{axis}");
+        }
+        assert_eq!((-3i32).resolve(3), Some(0));
+        assert_eq!((-4i32).resolve(3), None);
+        assert_eq!(0u8.resolve(0), None);
+        assert_eq!(usize::MAX.resolve(3), None);
+        assert_eq!(usize::MAX.given(), u64::MAX as i128);
+        assert_eq!(isize::MIN.resolve(3), None);
+        let e = resolve_axes("sum", &[1, -1], &[2, 3]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("sum: axis 1 is named twice in [1, -1] (shape [2, 3])"),
+            "{e}"
+        );
+        assert_eq!(
+            resolve_axes("sum", &[-1, 0], &[2, 3]).unwrap().to_vec(),
+            vec![0, 1]
+        );
+        let e = resolve_axis("max", -3, &[2, 3]).unwrap_err();
+        assert!(matches!(e, Error::Axis { axis: -3, .. }), "{e:?}");
     }
 }

@@ -232,7 +232,7 @@ impl<T: Element> Tape<T> {
     #[track_caller]
     pub fn var(&self, value: Tensor<T>) -> Var<'_, T> {
         let id = self.push(Op::Leaf, [], value.shape(), Caller::here());
-        self.inspect_value(id, &value, Vec::new);
+        self.inspect_value(id, &value, || Box::new([]));
         Var {
             tape: self,
             id: Some(id),
@@ -841,10 +841,14 @@ impl<'t, T: Element> Var<'t, T> {
     /// on; see [`Var::try_backward_steps_with`].
     #[track_caller]
     pub fn backward_steps(&self) -> BackwardSteps<'t, T> {
-        or_panic(
-            self.check_scalar()
-                .and_then(|()| self.try_backward_steps_with(Tensor::ones(self.shape()))),
-        )
+        or_panic(self.try_backward_steps())
+    }
+
+    /// [`Var::backward_steps`], as a `Result`.
+    #[track_caller]
+    pub fn try_backward_steps(&self) -> Result<BackwardSteps<'t, T>> {
+        self.check_scalar()?;
+        self.try_backward_steps_with(Tensor::ones(self.shape()))
     }
 
     /// [`Var::backward_steps`] with an explicit seed, as a `Result`.
@@ -876,12 +880,20 @@ impl<'t, T: Element> Var<'t, T> {
     /// let d2y = dy.backward().wrt(&x); // 6x = 18
     /// assert_eq!(d2y.item(), 18.0);
     /// ```
+    ///
+    /// # Panics
+    /// Where [`Var::try_backward_create_graph`] returns an error, with its message.
     #[track_caller]
     pub fn backward_create_graph(&self) -> VarGradients<'t, T> {
-        or_panic(
-            self.check_scalar()
-                .and_then(|()| self.try_backward_create_graph_with(Tensor::ones(self.shape()))),
-        )
+        or_panic(self.try_backward_create_graph())
+    }
+
+    /// [`Var::backward_create_graph`], as a `Result`: [`Error::NonScalarBackward`] unless
+    /// the value is a scalar, and an [`Error::Anomaly`] found by anomaly mode.
+    #[track_caller]
+    pub fn try_backward_create_graph(&self) -> Result<VarGradients<'t, T>> {
+        self.check_scalar()?;
+        self.try_backward_create_graph_with(Tensor::ones(self.shape()))
     }
 
     /// [`Var::backward_create_graph`] with an explicit seed, as a `Result`.
@@ -937,6 +949,23 @@ impl<T: Element> fmt::Debug for Var<'_, T> {
 
 /// The gradient of one output with respect to every value on the tape, leaves and
 /// intermediates alike (PyTorch's `retain_grad`, always on). Indexed by `Var`.
+///
+/// A value the output does not depend on has no gradient: [`Gradients::get`] says so with
+/// `None`, while [`Gradients::wrt`] gives zeros of the value's shape (what PyTorch's
+/// `torch.autograd.grad(…, allow_unused=True, materialize_grads=True)` gives). Use `get`
+/// when the difference matters — a parameter left out of the loss by mistake, a branch
+/// cut by `detach` — and `wrt` when zeros are the answer you want:
+///
+/// ```
+/// use autograd::{Tape, Tensor};
+/// let tape = Tape::<f64>::new();
+/// let x = tape.var(Tensor::scalar(3.0));
+/// let unused = tape.var(Tensor::ones(&[2]));
+/// let grads = (&x * &x).backward();
+/// assert_eq!(grads.get(&x).map(|g| g.item()), Some(6.0));
+/// assert!(grads.get(&unused).is_none()); // the loss does not depend on it
+/// assert_eq!(grads.wrt(&unused).to_vec(), vec![0.0, 0.0]); // zeros of its shape
+/// ```
 pub struct Gradients<T> {
     tape: u64,
     grads: Vec<Option<Tensor<T>>>,
@@ -945,8 +974,8 @@ pub struct Gradients<T> {
 }
 
 impl<T: Element> Gradients<T> {
-    /// The gradient with respect to `v`, or `None` if `v` is untracked or the output does
-    /// not depend on it.
+    /// The gradient with respect to `v`, or `None` if `v` is untracked, the output does not
+    /// depend on it, or (after [`Var::backward_leaves`]) it is an intermediate value.
     ///
     /// # Panics
     /// If `v` belongs to another tape.
@@ -961,8 +990,12 @@ impl<T: Element> Gradients<T> {
             .and_then(Option::as_ref)
     }
 
-    /// The gradient with respect to `v`, zeros of `v`'s shape when the output does not
-    /// depend on it.
+    /// The gradient with respect to `v`; zeros of `v`'s shape wherever [`Gradients::get`]
+    /// gives `None` — also when the output does not depend on `v` at all, which `get` tells
+    /// apart (see the example on [`Gradients`]).
+    ///
+    /// # Panics
+    /// If `v` belongs to another tape.
     #[track_caller]
     pub fn wrt(&self, v: &Var<'_, T>) -> Tensor<T> {
         self.get(v)
@@ -1036,7 +1069,8 @@ impl<'t, T: Element> VarGradients<'t, T> {
             .and_then(Option::as_ref)
     }
 
-    /// The gradient with respect to `v` (an untracked zero `Var` when there is none).
+    /// The gradient with respect to `v`; an untracked zero `Var` of `v`'s shape when
+    /// [`VarGradients::get`] gives `None` (the output does not depend on `v`).
     #[track_caller]
     pub fn wrt(&self, v: &Var<'t, T>) -> Var<'t, T> {
         self.get(v)

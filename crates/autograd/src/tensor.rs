@@ -76,7 +76,7 @@ pub(crate) fn output_buffer<T: Copy>(op: &'static str, shape: &[usize]) -> Resul
     let at = Caller::here(); // outside the closure: closures do not track the caller
     crate::buffer_pool::try_with_capacity(len).ok_or_else(|| Error::Alloc {
         op,
-        shape: crate::shape::copy(shape),
+        shape: shape.into(),
         bytes: len * std::mem::size_of::<T>(), // fits: checked by `checked_len`
         at,
     })
@@ -269,7 +269,7 @@ impl<T: Copy> Tensor<T> {
         if index.len() != self.rank() {
             return Err(Error::ShapeMismatch {
                 op: "get",
-                expected: self.shape.clone(),
+                expected: self.shape().into(),
                 got: index.into(),
                 at: Caller::here(),
             });
@@ -303,8 +303,8 @@ impl<T: Copy> Tensor<T> {
         } else {
             Err(Error::ShapeMismatch {
                 op: "item",
-                expected: Shape::new(),
-                got: self.shape.clone(),
+                expected: Box::new([]),
+                got: self.shape().into(),
                 at: Caller::here(),
             })
         }

@@ -369,7 +369,7 @@ where
             )
         };
         let recomputing = recomputing || !first;
-        let kept = recomputing.then(|| buffers.iter().map(Buffer::value).collect::<Vec<_>>());
+        let kept = recomputing.then(|| buffers.iter().map(Buffer::snapshot).collect::<Vec<_>>());
         let bound: Vec<(Param<T>, Var<'_, T>)> = handles
             .iter()
             .cloned()
@@ -378,8 +378,8 @@ where
         let scope = SegmentScope { recomputing };
         let scx = Ctx::for_segment(x.tape(), training, rng, bound, scope);
         let y = body(&scx, x);
-        for (buffer, value) in buffers.iter().zip(kept.into_iter().flatten()) {
-            buffer.set(value);
+        for (buffer, snapshot) in buffers.iter().zip(kept.iter().flatten()) {
+            buffer.restore(snapshot);
         }
         let mut runs = lock(&shared);
         runs.count += 1;

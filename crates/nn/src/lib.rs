@@ -52,9 +52,6 @@
 //! - [`analysis`]: the exact gradient through paths of each length (the unraveled view of
 //!   a residual network) and lesioning.
 #![deny(missing_docs)]
-// Fallible layers, losses and optimizers return `autograd::Error`, whose shapes are stored
-// inline (128 bytes); errors are rare and boxing them would only cost the happy path.
-#![allow(clippy::result_large_err)]
 
 pub mod activation;
 pub mod analysis;

@@ -279,7 +279,7 @@ fn check_bias(op: &'static str, bias: Option<&[usize]>, out_channels: usize) -> 
     match bias {
         Some(b) if b != [out_channels] => Err(Error::ShapeMismatch {
             op,
-            expected: Shape::from_slice(&[out_channels]),
+            expected: Box::new([out_channels]),
             got: b.into(),
             at: Caller::here(),
         }),
@@ -295,7 +295,7 @@ fn check_output(op: &'static str, g: &[usize], geom: &Conv2dGeometry) -> Result<
     } else {
         Err(Error::ShapeMismatch {
             op,
-            expected: Shape::from_slice(&geom.output_shape()),
+            expected: geom.output_shape().as_slice().into(),
             got: g.into(),
             at: Caller::here(),
         })
@@ -1511,7 +1511,7 @@ mod tests {
         };
         let err = check_conv_sizes::<f32>("conv2d", &geom).unwrap_err();
         assert!(
-            matches!(&err, Error::SizeOverflow { op: "conv2d", shape, .. } if shape.as_slice() == [1 << 40, 1 << 40]),
+            matches!(&err, Error::SizeOverflow { op: "conv2d", shape, .. } if shape[..] == [1 << 40, 1 << 40]),
             "{err}"
         );
     }

@@ -1,9 +1,16 @@
-//! Matrix products: `matmul` (2-d and batched) and the fused `linear` (y = x·Wᵀ + b).
+//! Matrix products: `matmul` (PyTorch's `torch.matmul`: vectors, matrices and broadcast
+//! batches of matrices) and the fused `linear` (y = x·Wᵀ + b).
 //!
 //! | op | forward | backward | saves |
 //! |----|---------|----------|-------|
-//! | matmul | C = A·B | Ā = G·Bᵀ, B̄ = Aᵀ·G | A, B |
+//! | matmul | C = A·B | Ā = sum_to(G·Bᵀ), B̄ = sum_to(Aᵀ·G) | A, B |
 //! | linear | y = x·Wᵀ + b | x̄ = G·W, W̄ = Gᵀ·x, b̄ = Σ_rows G | x, W |
+//!
+//! The batch dimensions (all but the last two) broadcast by NumPy's rules, so each
+//! gradient is summed back over the batch dimensions its operand was broadcast along
+//! (`sum_to`). A 1-d operand is a vector, as in PyTorch: on the left a row `[1, k]`, on the
+//! right a column `[k, 1]`, and that dimension is removed from the result (reshapes,
+//! recorded like any other op, so the gradients follow).
 //!
 //! Transposes in the backward rules are strides handed to the GEMM, never copies. The
 //! recorded op carries the two transpose flags, so that those products can themselves be
@@ -13,7 +20,8 @@ use super::{Algebra, Op};
 use crate::element::Element;
 use crate::error::{Caller, Error, Result, or_panic};
 use crate::kernels::matmul::{Operand, gemm_uninit, gemm_uninit_bias};
-use crate::shape::{Shape, numel};
+use crate::kernels::strided::walk2;
+use crate::shape::{Shape, broadcast_strides, numel};
 use crate::tape::{Lift, Var, Vjp};
 use crate::tensor::{Tensor, output_buffer};
 
@@ -51,7 +59,7 @@ impl<T: Element> MatMulOp<T> {
             MatMulOp::MatMul { a, b, ta, tb } => {
                 let (ta, tb) = (*ta, *tb);
                 let (av, bv) = (cx.input(0, a), cx.input(1, b));
-                if b.rank() == 2 && a.rank() > 2 && !ta {
+                if numel(&b.shape()[..b.rank() - 2]) == 1 && a.rank() > 2 && !ta {
                     // Batched A times one matrix B: the batch is just more rows.
                     let k = a.shape()[a.rank() - 1];
                     let rows = numel(&a.shape()[..a.rank() - 1]); // not numel / k: k may be 0
@@ -66,7 +74,7 @@ impl<T: Element> MatMulOp<T> {
                         } else {
                             a2.matmul_t(true, &g2, false)
                         };
-                        cx.send(1, db);
+                        cx.send(1, db.reshape(b.shape())); // B's leading 1s, if any
                     }
                     return;
                 }
@@ -116,34 +124,83 @@ fn dims(shape: &[usize], t: bool) -> (usize, usize) {
     if t { (c, r) } else { (r, c) }
 }
 
-/// Checks ranks, inner and batch dimensions; returns the output shape.
+/// The error of a product of `a` by `b` (the shapes as the caller gave them).
 #[track_caller]
-fn matmul_shape(a: &[usize], ta: bool, b: &[usize], tb: bool) -> Result<Shape> {
-    let at = Caller::here(); // outside the closure: closures do not track the caller
-    let err = |reason| Error::MatMul {
+fn matmul_error(a: &[usize], b: &[usize], reason: &'static str) -> Error {
+    Error::MatMul {
         op: "matmul",
         lhs: a.into(),
         rhs: b.into(),
         reason,
-        at,
-    };
+        at: Caller::here(),
+    }
+}
+
+/// Checks ranks, inner and batch dimensions of `op(a) · op(b)`; returns the output shape.
+/// The batch dimensions broadcast (NumPy's rules). Errors name `shown`, the shapes as the
+/// caller gave them (before a vector was made a matrix).
+#[track_caller]
+fn matmul_shape(
+    a: &[usize],
+    ta: bool,
+    b: &[usize],
+    tb: bool,
+    shown: (&[usize], &[usize]),
+) -> Result<Shape> {
     if a.len() < 2 || b.len() < 2 {
-        return Err(err("both operands need rank 2 or more"));
+        return Err(matmul_error(
+            shown.0,
+            shown.1,
+            "both operands need rank 2 or more",
+        ));
     }
     let ((m, k), (k2, n)) = (dims(a, ta), dims(b, tb));
     if k != k2 {
-        return Err(err("inner dimensions differ"));
+        return Err(matmul_error(shown.0, shown.1, "inner dimensions differ"));
     }
     let (ba, bb) = (&a[..a.len() - 2], &b[..b.len() - 2]);
-    let batch = match (ba.is_empty(), bb.is_empty()) {
-        (_, true) => ba,
-        (true, false) => bb,
-        (false, false) if ba == bb => ba,
-        _ => return Err(err("batch dimensions differ")),
+    let Ok(mut out) = crate::shape::broadcast_shapes("matmul", ba, bb) else {
+        return Err(matmul_error(
+            shown.0,
+            shown.1,
+            "batch dimensions do not broadcast",
+        ));
     };
-    let mut out: Shape = batch.into();
     out.extend([m, n]);
     Ok(out)
+}
+
+/// The shapes of a product by PyTorch's rules for vectors: a 1-d left operand `[k]` is
+/// the row `[1, k]`, a 1-d right operand the column `[k, 1]`. Returns the shapes of the two
+/// operands as matrices (or batches) and the shape of the result without the dimensions
+/// the vectors added.
+#[track_caller]
+fn vector_product_shapes(a: &[usize], b: &[usize]) -> Result<(Shape, Shape, Shape)> {
+    if a.is_empty() || b.is_empty() {
+        return Err(matmul_error(
+            a,
+            b,
+            "both operands need at least one dimension",
+        ));
+    }
+    let a2: Shape = if a.len() == 1 {
+        [1, a[0]][..].into()
+    } else {
+        a.into()
+    };
+    let b2: Shape = if b.len() == 1 {
+        [b[0], 1][..].into()
+    } else {
+        b.into()
+    };
+    let mut out = matmul_shape(&a2, false, &b2, false, (a, b))?;
+    if a.len() == 1 {
+        out.remove(out.len() - 2); // the row's 1
+    }
+    if b.len() == 1 {
+        out.pop(); // the column's 1
+    }
+    Ok((a2, b2, out))
 }
 
 /// `op(a) · op(b)` for shapes already checked by [`matmul_shape`] (in a backward rule).
@@ -156,47 +213,64 @@ pub(crate) fn matmul_t<T: Element>(a: &Tensor<T>, ta: bool, b: &Tensor<T>, tb: b
 /// element of it written by the GEMM (also when an inner dimension is 0: zeros).
 #[track_caller]
 fn try_matmul_t<T: Element>(a: &Tensor<T>, ta: bool, b: &Tensor<T>, tb: bool) -> Result<Tensor<T>> {
-    let shape = matmul_shape(a.shape(), ta, b.shape(), tb)?;
+    let shape = matmul_shape(a.shape(), ta, b.shape(), tb, (a.shape(), b.shape()))?;
     let mut out = output_buffer("matmul", &shape)?;
     let ((m, k), (_, n)) = (dims(a.shape(), ta), dims(b.shape(), tb));
     let len = numel(&shape);
-    let batches = numel(&shape[..shape.len() - 2]);
+    let batch = &shape[..shape.len() - 2];
+    let (ba, bb) = (&a.shape()[..a.rank() - 2], &b.shape()[..b.rank() - 2]);
+    // The `i`-th matrix of each operand (`m · k` and `k · n` elements each; the offsets fit:
+    // they are below the operands' lengths).
     let lhs = |i: usize| Operand {
-        data: &a.data()[i * if a.rank() > 2 { m * k } else { 0 }..],
+        data: &a.data()[i * m * k..],
         rows: m,
         cols: k,
         transposed: ta,
     };
     let rhs = |i: usize| Operand {
-        data: &b.data()[i * if b.rank() > 2 { k * n } else { 0 }..],
+        data: &b.data()[i * k * n..],
         rows: k,
         cols: n,
         transposed: tb,
     };
     let dst = &mut out.spare_capacity_mut()[..len];
-    if b.rank() == 2 && !ta {
-        // A batch of A matrices against one B: one GEMM with all rows stacked (`batches ·
-        // m` of them, not `a.numel() / k`, which is wrong for k = 0).
+    if numel(bb) == 1 && !ta {
+        // A batch of A matrices against one B: one GEMM with all rows stacked (`numel(ba)
+        // · m` of them, not `a.numel() / k`, which is wrong for k = 0). The output's batch
+        // is A's, with B's leading 1s, so its rows are in the same order.
         let stacked = Operand {
-            rows: batches * m,
+            rows: numel(ba) * m,
             ..lhs(0)
         };
         gemm_uninit(stacked, rhs(0), dst);
     } else {
-        for (i, chunk) in dst
-            .chunks_exact_mut((m * n).max(1))
-            .enumerate()
-            .take(batches)
-        {
-            gemm_uninit(lhs(i), rhs(i), chunk);
+        // One GEMM per output matrix `i`, reading the matrices `ia` of A and `ib` of B its
+        // batch index selects.
+        let size = m * n;
+        let mut product = |i: usize, ia: usize, ib: usize| {
+            gemm_uninit(lhs(ia), rhs(ib), &mut dst[i * size..(i + 1) * size]);
+        };
+        let (count, count_a, count_b) = (numel(batch), numel(ba), numel(bb));
+        if (count_a == count || count_a == 1) && (count_b == count || count_b == 1) {
+            // Each operand is one matrix or a whole batch (the common cases): a plain loop.
+            let (step_a, step_b) = (usize::from(count_a != 1), usize::from(count_b != 1));
+            for i in 0..count {
+                product(i, i * step_a, i * step_b);
+            }
+        } else {
+            // Batches broadcast against each other: `walk2` gives the matrices' positions,
+            // with stride 0 along broadcast dimensions.
+            let (sa, sb) = (broadcast_strides(ba, batch), broadcast_strides(bb, batch));
+            walk2(batch, &sa, &sb, product);
         }
     }
     // SAFETY: precondition of `set_len(len)`: `len ≤ capacity` (the buffer was allocated
     // for `shape`, whose element count is `len`) and the first `len` elements are
-    // initialised: the GEMMs above wrote all of them — one of `batches · m` rows by `n`
-    // (`= len`), or `batches` products of `m · n` into consecutive chunks of `dst`
-    // (`batches · m · n = len`; for `m · n = 0` there is nothing to write). `gemm_uninit`
-    // writes every element of its destination, zeros when `k = 0`.
+    // initialised: the GEMMs above wrote all of them — one of `numel(ba) · m` rows by `n`
+    // (`= len`: the output's batch holds as many matrices as A's), or one product of
+    // `m · n` elements into each of the `numel(batch)` consecutive chunks of `dst` (the loop
+    // and `walk2` visit every batch index once; for `m · n = 0` there is nothing to write).
+    // `gemm_uninit` writes every element of its destination, zeros when `k = 0`.
     unsafe { out.set_len(len) };
     Ok(Tensor::from_parts(out, shape))
 }
@@ -224,7 +298,7 @@ fn linear_shape(x: &[usize], w: &[usize], b: Option<&[usize]>) -> Result<Shape> 
     if let Some(b) = b.filter(|b| *b != [w[0]]) {
         return Err(Error::ShapeMismatch {
             op: "linear",
-            expected: Shape::from_slice(&[w[0]]),
+            expected: Box::new([w[0]]),
             got: b.into(),
             at: Caller::here(),
         });
@@ -277,11 +351,31 @@ fn linear<T: Element>(
 }
 
 impl<T: Element> Tensor<T> {
-    /// Matrix product: `[m, k]·[k, n]`, batched over equal leading dimensions, or a batch
-    /// `[…, m, k]` against one matrix `[k, n]` (or one matrix against a batch).
+    /// Matrix product with PyTorch's `torch.matmul` rules:
+    ///
+    /// - `[m, k]·[k, n]` is `[m, n]`;
+    /// - leading (batch) dimensions broadcast by NumPy's rules: `[2, 1, m, k]·[3, k, n]` is
+    ///   `[2, 3, m, n]`, and a single matrix multiplies every matrix of a batch;
+    /// - a 1-d operand is a vector: `[k]·[k, n]` is `[n]`, `[m, k]·[k]` is `[m]`, and
+    ///   `[k]·[k]` is the dot product, 0-d.
+    ///
+    /// ```
+    /// use autograd::Tensor;
+    /// let a = Tensor::<f32>::ones(&[2, 1, 4, 3]);
+    /// let b = Tensor::<f32>::ones(&[3, 3, 5]);
+    /// assert_eq!(a.matmul(&b).shape(), &[2, 3, 4, 5]);
+    /// let v = Tensor::from_vec(vec![1.0f32, 2.0, 3.0], &[3]).unwrap();
+    /// assert_eq!(v.matmul(&v).item(), 14.0); // the dot product
+    /// assert_eq!(Tensor::<f32>::ones(&[4, 3]).matmul(&v).to_vec(), vec![6.0; 4]);
+    /// ```
     #[track_caller]
     pub fn try_matmul(&self, rhs: &Tensor<T>) -> Result<Tensor<T>> {
-        try_matmul_t(self, false, rhs, false)
+        if self.rank() >= 2 && rhs.rank() >= 2 {
+            return try_matmul_t(self, false, rhs, false); // no vector: no reshape
+        }
+        let (a, b, out) = vector_product_shapes(self.shape(), rhs.shape())?;
+        let product = try_matmul_t(&self.with_shape(&a), false, &rhs.with_shape(&b), false)?;
+        Ok(product.with_shape(&out))
     }
     /// [`Tensor::try_matmul`]; panics with its error.
     #[track_caller]
@@ -300,7 +394,8 @@ impl<T: Element> Tensor<T> {
     pub fn linear(&self, w: &Tensor<T>, b: Option<&Tensor<T>>) -> Tensor<T> {
         or_panic(self.try_linear(w, b))
     }
-    /// `op(self) · op(rhs)` with optional transposes of the last two axes, as strides.
+    /// `op(self) · op(rhs)` with optional transposes of the last two axes, as strides; both
+    /// operands have rank 2 or more, and their batch dimensions broadcast.
     /// Shapes are checked; for hand-written backward passes (`x̄ = G·W` is
     /// `g.matmul_t(false, &w, false)`, `W̄ = Gᵀ·x` is `g.matmul_t(true, &x, false)`).
     #[track_caller]
@@ -340,11 +435,26 @@ fn try_var_matmul_t<'t, T: Element>(
 }
 
 impl<'t, T: Element> Var<'t, T> {
-    /// Matrix product (see [`Tensor::try_matmul`] for the shapes accepted).
+    /// Matrix product with PyTorch's `torch.matmul` rules (see [`Tensor::try_matmul`]):
+    /// batch dimensions broadcast, and each gradient is summed back over the dimensions its
+    /// operand was broadcast along; a 1-d operand is a vector (a reshape to a row or a
+    /// column, recorded, then the product).
     #[track_caller]
     pub fn try_matmul(&self, rhs: &Var<'t, T>) -> Result<Var<'t, T>> {
         self.same_tape("matmul", &[rhs])?;
-        try_var_matmul_t(self, false, rhs, false)
+        if self.value.rank() >= 2 && rhs.value.rank() >= 2 {
+            return try_var_matmul_t(self, false, rhs, false); // no vector: no reshape
+        }
+        let (a, b, out) = vector_product_shapes(self.shape(), rhs.shape())?;
+        let as_matrix = |v: &Var<'t, T>, shape: &[usize]| {
+            if v.shape() == shape {
+                Ok(v.clone())
+            } else {
+                v.try_reshape(shape)
+            }
+        };
+        let product = try_var_matmul_t(&as_matrix(self, &a)?, false, &as_matrix(rhs, &b)?, false)?;
+        as_matrix(&product, &out)
     }
     /// [`Var::try_matmul`]; panics with its error.
     #[track_caller]
@@ -483,24 +593,96 @@ mod tests {
         );
     }
 
-    /// The product by its definition, with a batch on either side (or equal batches).
-    fn naive_batched(a: &Tensor<f64>, b: &Tensor<f64>) -> Tensor<f64> {
-        let shape = super::matmul_shape(a.shape(), false, b.shape(), false).unwrap();
-        let (r, k) = (shape.len(), a.shape()[a.rank() - 1]);
-        Tensor::from_fn(&shape, |i| {
+    /// `torch.matmul` by its definition: a 1-d operand made a row (left) or a column
+    /// (right), batch dimensions aligned from the right with size-1 dimensions repeated,
+    /// each element a sum of products; then the vectors' dimensions removed.
+    fn naive_matmul(a: &Tensor<f64>, b: &Tensor<f64>) -> Tensor<f64> {
+        let a2 = if a.rank() == 1 {
+            a.reshape(&[1, a.numel()])
+        } else {
+            a.clone()
+        };
+        let b2 = if b.rank() == 1 {
+            b.reshape(&[b.numel(), 1])
+        } else {
+            b.clone()
+        };
+        let rank = a2.rank().max(b2.rank());
+        let dim = |t: &Tensor<f64>, d: usize| {
+            let lead = rank - t.rank();
+            if d < lead { 1 } else { t.shape()[d - lead] }
+        };
+        let mut shape: Vec<usize> = (0..rank - 2)
+            .map(|d| dim(&a2, d).max(dim(&b2, d)))
+            .collect();
+        let (m, k, n) = (dim(&a2, rank - 2), dim(&a2, rank - 1), dim(&b2, rank - 1));
+        shape.extend([m, n]);
+        let product = Tensor::from_fn(&shape, |i| {
             let at = |t: &Tensor<f64>, row: usize, col: usize| {
-                let mut index = if t.rank() > 2 {
-                    i[..r - 2].to_vec()
-                } else {
-                    vec![]
-                };
+                let lead = rank - t.rank();
+                let mut index: Vec<usize> = (0..t.rank() - 2)
+                    .map(|d| if t.shape()[d] == 1 { 0 } else { i[d + lead] })
+                    .collect();
                 index.extend([row, col]);
                 t.get(&index)
             };
             (0..k)
-                .map(|p| at(a, i[r - 2], p) * at(b, p, i[r - 1]))
+                .map(|p| at(&a2, i[rank - 2], p) * at(&b2, p, i[rank - 1]))
                 .sum()
-        })
+        });
+        let mut out = shape.clone();
+        if a.rank() == 1 {
+            out.remove(rank - 2);
+        }
+        if b.rank() == 1 {
+            out.pop();
+        }
+        product.reshape(&out)
+    }
+
+    /// Pairs of shapes `torch.matmul` accepts: broadcast batches on either side, vectors on
+    /// either side, and the dot product.
+    const BROADCAST_PAIRS: [(&[usize], &[usize]); 10] = [
+        (&[2, 1, 2, 3], &[3, 3, 2]), // the issue's example: [2, 3, 2, 2]
+        (&[1, 2, 3], &[4, 3, 5]),
+        (&[3, 2, 3], &[1, 3, 4]),
+        (&[2, 3], &[5, 3, 4]),
+        (&[2, 1, 2, 3], &[1, 1, 3, 2]), // B's batch all 1s: the stacked product
+        (&[4], &[4]),                   // dot
+        (&[4], &[4, 3]),                // vector · matrix
+        (&[2, 4], &[4]),                // matrix · vector
+        (&[3], &[2, 3, 5]),             // vector · batch
+        (&[2, 1, 3, 4], &[4]),          // batch · vector
+    ];
+
+    #[test]
+    fn broadcast_batches_and_vectors_follow_torch_matmul_f32_and_f64() {
+        for (i, (sa, sb)) in BROADCAST_PAIRS.into_iter().enumerate() {
+            let (a, b) = (rand(sa, 40 + i as u64), rand(sb, 60 + i as u64));
+            let want = naive_matmul(&a, &b);
+            let got = a.matmul(&b);
+            assert_eq!(got.shape(), want.shape(), "{sa:?} · {sb:?}");
+            assert!(got.max_abs_diff(&want) < 1e-14, "{sa:?} · {sb:?}");
+            let got32 = a.cast::<f32>().matmul(&b.cast::<f32>()).cast::<f64>();
+            assert!(got32.max_abs_diff(&want) < 1e-5, "f32 {sa:?} · {sb:?}");
+        }
+        let (a, b) = (rand(&[2, 1, 2, 3], 1), rand(&[3, 3, 2], 2));
+        assert_eq!(a.matmul(&b).shape(), [2, 3, 2, 2]);
+        assert_eq!(rand(&[4], 3).matmul(&rand(&[4], 4)).shape(), [0usize; 0]);
+    }
+
+    #[test]
+    fn gradients_reduce_over_broadcast_batches_and_vectors() {
+        for (i, (sa, sb)) in BROADCAST_PAIRS.into_iter().enumerate() {
+            let (a, b) = (rand(sa, 80 + i as u64), rand(sb, 100 + i as u64));
+            check(|v| v[0].matmul(&v[1]).tanh(), [a, b]);
+        }
+        for (sa, sb) in [(&[1, 2, 3][..], &[2, 3, 2][..]), (&[3][..], &[2, 3, 2][..])] {
+            check_second_order(
+                |v| v[0].matmul(&v[1]).tanh(),
+                [rand(sa, 120), rand(sb, 121)],
+            );
+        }
     }
 
     #[test]
@@ -509,17 +691,20 @@ mod tests {
         // must have been written — also when a dimension is 0. A NaN-filled block of the
         // output's size waits in the buffer cache each time: an element left unwritten
         // would show as NaN (or garbage) in the result.
-        let cases: [(&[usize], &[usize]); 6] = [
+        let cases: [(&[usize], &[usize]); 9] = [
             (&[32, 0], &[0, 32]),
             (&[2, 16, 0], &[0, 32]),    // a batch against one matrix, stacked
             (&[2, 16, 0], &[2, 0, 32]), // batch against batch, one GEMM each
             (&[16, 0], &[2, 0, 32]),    // one matrix against a batch
             (&[16, 3], &[3, 64]),
             (&[2, 16, 3], &[3, 32]),
+            (&[2, 1, 16, 3], &[3, 3, 32]), // broadcast batches, one GEMM each
+            (&[2, 16, 3], &[1, 3, 32]),    // B's batch all 1s: stacked
+            (&[1, 16, 0], &[3, 0, 32]),    // broadcast, empty inner dimension
         ];
         for (sa, sb) in cases {
             let (a, b) = (rand(sa, 30), rand(sb, 31));
-            let want = naive_batched(&a, &b);
+            let want = naive_matmul(&a, &b);
             crate::buffer_pool::give(vec![f64::NAN; want.numel()]);
             let got = a.matmul(&b);
             assert!(got.max_abs_diff(&want) < 1e-14, "{sa:?} · {sb:?}");
@@ -546,17 +731,32 @@ mod tests {
             }
         ));
         assert!(err.to_string().contains("[2, 3] by [4, 5]"));
-        let v = tape.var(Tensor::zeros(&[3]));
-        assert!(matches!(a.try_matmul(&v), Err(Error::MatMul { .. })));
+        let v = tape.var(Tensor::zeros(&[4]));
+        let err = a.try_matmul(&v).unwrap_err(); // [2, 3] · [4]: 3 ≠ 4
+        assert!(
+            err.to_string()
+                .contains("[2, 3] by [4]: inner dimensions differ"),
+            "{err}"
+        );
+        let err = v.try_matmul(&tape.var(Tensor::zeros(&[3]))).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("[4] by [3]: inner dimensions differ"),
+            "{err}"
+        );
+        let scalar = tape.var(Tensor::scalar(1.0));
+        let err = scalar.try_matmul(&v).unwrap_err();
+        assert!(err.to_string().contains("at least one dimension"), "{err}");
         let batch1 = tape.var(Tensor::zeros(&[2, 2, 3]));
         let batch2 = tape.var(Tensor::zeros(&[3, 3, 2]));
+        let err = batch1.try_matmul(&batch2).unwrap_err();
+        let msg = err.to_string();
         assert!(
-            batch1
-                .try_matmul(&batch2)
-                .unwrap_err()
-                .to_string()
-                .contains("batch dimensions differ")
+            msg.contains("[2, 2, 3] by [3, 3, 2]: batch dimensions do not broadcast"),
+            "{msg}"
         );
+        assert!(msg.contains("matmul.rs"), "{msg}");
+        assert_eq!(tape.len(), 7, "nothing recorded for a refused product");
         let w = tape.var(Tensor::zeros(&[4, 2]));
         assert!(matches!(
             a.try_linear(&w, None),

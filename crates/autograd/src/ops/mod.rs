@@ -28,11 +28,13 @@ use crate::tensor::Tensor;
 use std::sync::Arc;
 
 pub(crate) use binary::BinaryOp;
+pub use binary::Mask;
 pub(crate) use conv::ConvOp;
 pub(crate) use matmul::MatMulOp;
 pub(crate) use movement::MovementOp;
 pub(crate) use reduce::ReduceOp;
 pub(crate) use softmax::SoftmaxOp;
+pub use unary::GeluApproximation;
 pub(crate) use unary::UnaryOp;
 
 /// What a node computed, with the state its backward needs.
@@ -83,7 +85,7 @@ impl<T: Element> Op<T> {
         let kept = |saved: Vec<&Saved<T>>| saved.iter().map(|t| t.bytes()).sum();
         match self {
             Op::Leaf => 0,
-            Op::Binary(op) => kept(op.saved()),
+            Op::Binary(op) => kept(op.saved()) + op.mask_bytes(),
             Op::Unary(op) => kept(op.saved()),
             Op::MatMul(op) => bytes(op.saved()),
             Op::Reduce(op) => op.saved_bytes(),
@@ -178,6 +180,7 @@ pub(crate) trait Algebra<T: Element>: Clone {
     fn mul(&self, o: &Self) -> Self;
     fn div(&self, o: &Self) -> Self;
     fn neg(&self) -> Self;
+    fn add_scalar(&self, c: T) -> Self;
     fn mul_scalar(&self, c: T) -> Self;
     fn div_scalar(&self, c: T) -> Self;
     /// `c − self`.
@@ -185,8 +188,14 @@ pub(crate) trait Algebra<T: Element>: Clone {
     /// `self ⊙ f(x)`, where `f(x)` is a constant (a mask or a derivative no gradient flows
     /// through, e.g. ReLU's step).
     fn mul_fn_of(&self, x: &Tensor<T>, f: impl Fn(T) -> T) -> Self;
+    /// `self ? … : 0`: `self` where `mask` (broadcast to its shape) equals `keep`, 0
+    /// elsewhere — a choice, not a product, so an infinity or NaN dropped leaves no NaN.
+    fn masked(&self, mask: &Tensor<bool>, keep: bool) -> Self;
     fn powf(&self, p: T) -> Self;
+    /// `self` to the power `o`, elementwise with broadcasting.
+    fn pow(&self, o: &Self) -> Self;
     fn exp(&self) -> Self;
+    fn ln(&self) -> Self;
     fn sigmoid(&self) -> Self;
     /// `op(self) · op(o)` where `op` transposes the last two axes when its flag is set.
     fn matmul_t(&self, ta: bool, o: &Self, tb: bool) -> Self;
@@ -239,6 +248,9 @@ impl<T: Element> Algebra<T> for Tensor<T> {
     fn neg(&self) -> Self {
         -self
     }
+    fn add_scalar(&self, c: T) -> Self {
+        self.map(|x| x + c)
+    }
     fn mul_scalar(&self, c: T) -> Self {
         self.map(|x| x * c)
     }
@@ -258,11 +270,20 @@ impl<T: Element> Algebra<T> for Tensor<T> {
             self.shape().into(),
         )
     }
+    fn masked(&self, mask: &Tensor<bool>, keep: bool) -> Self {
+        Tensor::masked(self, mask, keep)
+    }
     fn powf(&self, p: T) -> Self {
         Tensor::powf(self, p)
     }
+    fn pow(&self, o: &Self) -> Self {
+        Tensor::pow(self, o)
+    }
     fn exp(&self) -> Self {
         Tensor::exp(self)
+    }
+    fn ln(&self) -> Self {
+        Tensor::ln(self)
     }
     fn sigmoid(&self) -> Self {
         Tensor::sigmoid(self)
@@ -333,6 +354,9 @@ impl<'t, T: Element> Algebra<T> for Var<'t, T> {
     fn neg(&self) -> Self {
         -self
     }
+    fn add_scalar(&self, c: T) -> Self {
+        self.scalar_op(unary::ScalarOp::Add(c))
+    }
     fn mul_scalar(&self, c: T) -> Self {
         self.scalar_op(unary::ScalarOp::Mul(c))
     }
@@ -345,11 +369,20 @@ impl<'t, T: Element> Algebra<T> for Var<'t, T> {
     fn mul_fn_of(&self, x: &Tensor<T>, f: impl Fn(T) -> T) -> Self {
         self * &self.tape.constant(x.map(f))
     }
+    fn masked(&self, mask: &Tensor<bool>, keep: bool) -> Self {
+        Var::masked(self, mask, keep)
+    }
     fn powf(&self, p: T) -> Self {
         Var::powf(self, p)
     }
+    fn pow(&self, o: &Self) -> Self {
+        Var::pow(self, o)
+    }
     fn exp(&self) -> Self {
         Var::exp(self)
+    }
+    fn ln(&self) -> Self {
+        Var::ln(self)
     }
     fn sigmoid(&self) -> Self {
         Var::sigmoid(self)

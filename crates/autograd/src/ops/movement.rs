@@ -10,14 +10,20 @@
 //! | narrow | pad with zeros | range |
 //! | concat | narrow per input | lengths |
 //! | index_select | index_add | indices |
-//! | gather | scatter_add | indices |
+//! | gather | scatter_add into zeros | indices |
+//! | scatter_add | self: g; src: gather, then padded to src's shape | indices |
+//! | masked_select (composed) | broadcast_to, reshape to 1-d, index_select | — |
 
+use super::Mask;
 use super::{Algebra, Op};
 use crate::buffer_pool;
 use crate::element::Element;
 use crate::error::{Caller, Error, Result, or_panic};
-use crate::kernels::strided::{self, split_at_axis};
-use crate::shape::{Shape, broadcasts_to, check_axis, checked_len, numel};
+use crate::kernels::strided::{self, split_at_axis, walk2};
+use crate::shape::{
+    Axis, Shape, broadcast_shapes, broadcasts_to, checked_len, numel, resolve_axis,
+    resolve_axis_of_rank, strides,
+};
 use crate::tape::{Lift, Var, Vjp};
 use crate::tensor::{Tensor, output_buffer};
 use smallvec::SmallVec;
@@ -63,9 +69,12 @@ pub(crate) enum MovementOp {
         index: Tensor<usize>,
         input: Shape,
     },
+    /// `self` plus `src` added at `index` along `axis` (the inputs are `self` and `src`);
+    /// `src` may be larger than `index`, whose shape says which part of it is added.
     ScatterAdd {
         axis: usize,
         index: Tensor<usize>,
+        src: Shape,
     },
 }
 
@@ -137,7 +146,22 @@ impl MovementOp {
             MovementOp::Gather { axis, index, input } => {
                 cx.send(0, g.scatter_add(*axis, index, input))
             }
-            MovementOp::ScatterAdd { axis, index } => cx.send(0, g.gather(*axis, index)),
+            MovementOp::ScatterAdd { axis, index, src } => {
+                if cx.needs(0) {
+                    cx.send(0, g.clone());
+                }
+                if cx.needs(1) {
+                    // The gathered gradient has the index's shape: zeros beyond it, up to
+                    // the shape of `src`.
+                    let mut gathered = g.gather(*axis, index);
+                    for (d, (&have, &want)) in index.shape().iter().zip(src).enumerate() {
+                        if have < want {
+                            gathered = gathered.pad(d, 0, want);
+                        }
+                    }
+                    cx.send(1, gathered);
+                }
+            }
         }
     }
 }
@@ -204,25 +228,71 @@ pub(crate) fn index_add<T: Element>(
 }
 
 /// Adds `x` (shaped like `index`) into zeros of `shape` at the positions `index` names
-/// along `axis`.
+/// along `axis` (gather's adjoint).
 pub(crate) fn scatter_add<T: Element>(
     x: &Tensor<T>,
     axis: usize,
     index: &Tensor<usize>,
     shape: &[usize],
 ) -> Tensor<T> {
-    let (outer, l, inner) = split_at_axis(index.shape(), axis);
-    let len = shape[axis];
     let mut out = buffer_pool::zeroed(numel(shape));
-    for o in 0..outer {
-        for j in 0..l {
-            for i in 0..inner {
-                let at = (o * l + j) * inner + i;
-                out[(o * len + index.data()[at]) * inner + i] += x.data()[at];
-            }
-        }
-    }
+    scatter_add_into(&mut out, shape, axis, index, x.data(), x.shape());
     Tensor::from_parts(out, shape.into())
+}
+
+/// The positions (row-major, in the broadcast shape of `shape` and the mask) where `mask`
+/// is true, and that shape: what `masked_select` picks.
+#[track_caller]
+fn mask_positions(shape: &[usize], mask: &impl Mask) -> Result<(Shape, Vec<usize>)> {
+    let mask = mask.to_bool("masked_select")?;
+    let shape = broadcast_shapes("masked_select", shape, mask.shape())?;
+    let mut positions = Vec::new();
+    let sm = crate::shape::broadcast_strides(mask.shape(), &shape);
+    walk2(&shape, &sm, &sm, |i, im, _| {
+        if mask.data()[im] {
+            positions.push(i);
+        }
+    });
+    Ok((shape, positions))
+}
+
+/// Strides of a tensor of `shape` with the one of `axis` set to 0: the offset of an
+/// element's coordinates on every other axis (an index supplies the one along `axis`).
+fn strides_but(shape: &[usize], axis: usize) -> Shape {
+    let mut s = strides(shape);
+    s[axis] = 0;
+    s
+}
+
+/// PyTorch's `gather` kernel: for each position `p` of `index` (row-major),
+/// `x[p with p[axis] replaced by index[p]]`, into `out`. The strides are each tensor's own,
+/// so `index` may be smaller than `x` on the other axes.
+fn gather_into<T: Copy>(x: &Tensor<T>, axis: usize, index: &Tensor<usize>, out: &mut Vec<T>) {
+    let (data, idx) = (x.data(), index.data());
+    let step = strides(x.shape())[axis];
+    let (sx, si) = (strides_but(x.shape(), axis), strides(index.shape()));
+    walk2(index.shape(), &sx, &si, |i, ox, _| {
+        out.push(data[ox + idx[i] * step])
+    });
+}
+
+/// PyTorch's `scatter_add_` kernel: for each position `p` of `index`, adds `src[p]` into
+/// `out[p with p[axis] replaced by index[p]]` (`out` of shape `shape`). `src` may be larger
+/// than `index`: only the part the index covers is read.
+fn scatter_add_into<T: Element>(
+    out: &mut [T],
+    shape: &[usize],
+    axis: usize,
+    index: &Tensor<usize>,
+    src: &[T],
+    src_shape: &[usize],
+) {
+    let idx = index.data();
+    let step = strides(shape)[axis];
+    let (so, ss) = (strides_but(shape, axis), strides(src_shape));
+    walk2(index.shape(), &so, &ss, |i, oo, os| {
+        out[oo + idx[i] * step] += src[os];
+    });
 }
 
 #[track_caller]
@@ -242,35 +312,45 @@ fn reshape_check<T>(from: &[usize], to: &[usize]) -> Result<()> {
     }
 }
 
+/// The permutation `perm` of the axes of `shape`, each axis counted from the front; an
+/// error unless it names every axis once.
 #[track_caller]
-fn permute_check(shape: &[usize], perm: &[usize]) -> Result<()> {
+fn permute_check(shape: &[usize], perm: &[impl Axis]) -> Result<Shape> {
     let mut seen = vec![false; shape.len()];
-    let valid = perm.len() == shape.len()
-        && perm
-            .iter()
-            .all(|&p| p < shape.len() && !std::mem::replace(&mut seen[p], true));
-    if valid {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument {
+    let resolved: Option<Shape> = (perm.len() == shape.len())
+        .then(|| {
+            perm.iter()
+                .map(|a| a.resolve(shape.len()))
+                .map(|p| p.filter(|&p| !std::mem::replace(&mut seen[p], true)))
+                .collect()
+        })
+        .flatten();
+    let at = Caller::here(); // outside the closure: closures do not track the caller
+    resolved.ok_or_else(|| {
+        let perm: Vec<i128> = perm.iter().map(|a| a.given()).collect();
+        Error::InvalidArgument {
             op: "permute",
             reason: format!("{perm:?} is not a permutation of the axes of shape {shape:?}"),
-            at: Caller::here(),
-        })
-    }
+            at,
+        }
+    })
 }
 
+/// The axis of `narrow(axis, start, len)`, counted from the front; an error unless
+/// `start + len` is at most the axis' size.
 #[track_caller]
-fn narrow_check(shape: &[usize], axis: usize, start: usize, len: usize) -> Result<()> {
-    check_axis("narrow", axis, shape)?;
+fn narrow_check(shape: &[usize], axis: impl Axis, start: usize, len: usize) -> Result<usize> {
+    let axis = resolve_axis("narrow", axis, shape)?;
     // `start + len` with checked arithmetic: `narrow(axis, usize::MAX, 2)` must not wrap
     // around to a range that fits.
     match start.checked_add(len) {
-        Some(end) if end <= shape[axis] => Ok(()),
-        end => Err(Error::Index {
+        Some(end) if end <= shape[axis] => Ok(axis),
+        _ => Err(Error::Range {
             op: "narrow",
-            index: end.unwrap_or(usize::MAX),
-            len: shape[axis],
+            axis,
+            start,
+            len,
+            size: shape[axis],
             at: Caller::here(),
         }),
     }
@@ -289,27 +369,60 @@ fn index_check(op: &'static str, index: &[usize], len: usize) -> Result<()> {
     }
 }
 
+/// Checks an index for `gather` or `scatter_add` (`op`) along `axis` of a tensor of
+/// `shape`, as PyTorch does: the index has the tensor's rank, at most its size on every
+/// other axis, and values below its size along `axis`. Returns the axis counted from the
+/// front.
 #[track_caller]
-fn gather_check(shape: &[usize], axis: usize, index: &Tensor<usize>) -> Result<()> {
-    check_axis("gather", axis, shape)?;
-    let same_elsewhere = index.rank() == shape.len()
-        && (0..shape.len()).all(|d| d == axis || index.shape()[d] == shape[d]);
-    if !same_elsewhere {
-        return Err(Error::ShapeMismatch {
-            op: "gather",
-            expected: shape.into(),
-            got: index.shape().into(),
+fn gather_check(
+    op: &'static str,
+    shape: &[usize],
+    axis: impl Axis,
+    index: &Tensor<usize>,
+) -> Result<usize> {
+    let axis = resolve_axis(op, axis, shape)?;
+    let fits = index.rank() == shape.len()
+        && (0..shape.len()).all(|d| d == axis || index.shape()[d] <= shape[d]);
+    if !fits {
+        return Err(Error::InvalidArgument {
+            op,
+            reason: format!(
+                "an index of shape {:?} does not fit a tensor of shape {shape:?}: it needs \
+                 rank {} and at most the tensor's size on every axis but axis {axis}",
+                index.shape(),
+                shape.len()
+            ),
             at: Caller::here(),
         });
     }
-    index_check("gather", index.data(), shape[axis])
+    index_check(op, index.data(), shape[axis])?;
+    Ok(axis)
 }
 
+/// Checks `scatter_add`'s `src` against its index: the same rank, and at least the index's
+/// size on every axis.
+#[track_caller]
+fn scatter_src_check(index: &[usize], src: &[usize]) -> Result<()> {
+    if src.len() == index.len() && index.iter().zip(src).all(|(i, s)| i <= s) {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument {
+            op: "scatter_add",
+            reason: format!(
+                "the source of shape {src:?} is smaller than the index of shape {index:?} \
+                 (it needs the index's rank and at least its size on every axis)"
+            ),
+            at: Caller::here(),
+        })
+    }
+}
+
+/// The shape of the parts joined along `axis`, and that axis counted from the front.
 #[track_caller]
 fn concat_shape<'a>(
     shapes: impl Iterator<Item = &'a [usize]> + Clone,
-    axis: usize,
-) -> Result<Shape> {
+    axis: impl Axis,
+) -> Result<(Shape, usize)> {
     let mut iter = shapes.clone();
     let Some(first) = iter.next() else {
         return Err(Error::InvalidArgument {
@@ -318,7 +431,7 @@ fn concat_shape<'a>(
             at: Caller::here(),
         });
     };
-    check_axis("concat", axis, first)?;
+    let axis = resolve_axis("concat", axis, first)?;
     let mut out: Shape = first.into();
     for s in iter {
         let fits = s.len() == first.len() && (0..s.len()).all(|d| d == axis || s[d] == first[d]);
@@ -333,7 +446,7 @@ fn concat_shape<'a>(
         // A length past usize::MAX is reported as usize::MAX: too large either way.
         out[axis] = out[axis].saturating_add(s[axis]);
     }
-    Ok(out)
+    Ok((out, axis))
 }
 
 /// The parts joined along `axis` into a tensor of `shape` (checked by [`concat_shape`]).
@@ -362,30 +475,46 @@ impl<T: Element> Tensor<T> {
     pub fn reshape(&self, shape: &[usize]) -> Tensor<T> {
         or_panic(self.try_reshape(shape))
     }
-    /// Reorders the axes: output axis `i` is input axis `perm[i]`.
+    /// The axes `perm` counted from the front, then the permuted tensor.
     #[track_caller]
-    pub fn try_permute(&self, perm: &[usize]) -> Result<Tensor<T>> {
-        permute_check(self.shape(), perm)?;
+    fn permuted(&self, perm: &[usize]) -> Result<Tensor<T>> {
         let shape = strided::permuted(self.shape(), perm);
         let out = output_buffer("permute", &shape)?;
         let data = strided::permute(self.data(), self.shape(), perm, out);
         Ok(Tensor::from_parts(data, shape))
     }
+    /// Reorders the axes: output axis `i` is input axis `perm[i]` (negative axes count from
+    /// the back; every axis must appear once).
+    #[track_caller]
+    pub fn try_permute(&self, perm: &[impl Axis]) -> Result<Tensor<T>> {
+        let perm = permute_check(self.shape(), perm)?;
+        self.permuted(&perm)
+    }
     /// [`Tensor::try_permute`]; panics with its error.
     #[track_caller]
-    pub fn permute(&self, perm: &[usize]) -> Tensor<T> {
+    pub fn permute(&self, perm: &[impl Axis]) -> Tensor<T> {
         or_panic(self.try_permute(perm))
     }
-    /// Swaps two axes.
+    /// Swaps two axes (negative axes count from the back).
     #[track_caller]
-    pub fn transpose(&self, a: usize, b: usize) -> Tensor<T> {
-        or_panic(swap_perm(self.shape(), a, b).and_then(|p| self.try_permute(&p)))
+    pub fn try_transpose(&self, a: impl Axis, b: impl Axis) -> Result<Tensor<T>> {
+        self.permuted(&swap_perm(self.shape(), a, b)?)
     }
-    /// The transpose of a matrix (swaps the last two axes).
+    /// [`Tensor::try_transpose`]; panics with its error.
+    #[track_caller]
+    pub fn transpose(&self, a: impl Axis, b: impl Axis) -> Tensor<T> {
+        or_panic(self.try_transpose(a, b))
+    }
+    /// The transpose of a matrix: the last two axes swapped (of a batch of matrices too); a
+    /// tensor of rank 0 or 1 is returned as it is, as in PyTorch.
+    #[track_caller]
+    pub fn try_t(&self) -> Result<Tensor<T>> {
+        self.permuted(&t_perm(self.rank()))
+    }
+    /// [`Tensor::try_t`]; panics with its error.
     #[track_caller]
     pub fn t(&self) -> Tensor<T> {
-        let r = self.rank();
-        self.transpose(r.saturating_sub(2), r.saturating_sub(1))
+        or_panic(self.try_t())
     }
     /// Repeats the tensor along broadcast dimensions (NumPy rules) to `shape`.
     #[track_caller]
@@ -409,10 +538,19 @@ impl<T: Element> Tensor<T> {
     pub fn broadcast_to(&self, shape: &[usize]) -> Tensor<T> {
         or_panic(self.try_broadcast_to(shape))
     }
-    /// Elements `start..start + len` along `axis`.
+    /// Elements `start..start + len` along `axis` (a negative axis counts from the back);
+    /// [`Error::Range`] when `start + len` exceeds the axis' size.
+    ///
+    /// ```
+    /// use autograd::{Error, Tensor};
+    /// let x = Tensor::<f32>::arange(6).reshape(&[2, 3]);
+    /// assert_eq!(x.narrow(-1, 1, 2).to_vec(), vec![1.0, 2.0, 4.0, 5.0]);
+    /// let err = x.try_narrow(1, 2, 2).unwrap_err();
+    /// assert!(matches!(err, Error::Range { start: 2, len: 2, size: 3, .. }), "{err}");
+    /// ```
     #[track_caller]
-    pub fn try_narrow(&self, axis: usize, start: usize, len: usize) -> Result<Tensor<T>> {
-        narrow_check(self.shape(), axis, start, len)?;
+    pub fn try_narrow(&self, axis: impl Axis, start: usize, len: usize) -> Result<Tensor<T>> {
+        let axis = narrow_check(self.shape(), axis, start, len)?;
         let (outer, l, inner) = split_at_axis(self.shape(), axis);
         let mut shape: Shape = self.shape().into();
         shape[axis] = len;
@@ -426,61 +564,139 @@ impl<T: Element> Tensor<T> {
     }
     /// [`Tensor::try_narrow`]; panics with its error.
     #[track_caller]
-    pub fn narrow(&self, axis: usize, start: usize, len: usize) -> Tensor<T> {
+    pub fn narrow(&self, axis: impl Axis, start: usize, len: usize) -> Tensor<T> {
         or_panic(self.try_narrow(axis, start, len))
     }
-    /// Joins tensors along an existing axis; all other dimensions must agree.
+    /// Joins tensors along an existing axis (negative counts from the back); all other
+    /// dimensions must agree.
     #[track_caller]
-    pub fn try_concat(parts: &[&Tensor<T>], axis: usize) -> Result<Tensor<T>> {
-        let shape = concat_shape(parts.iter().map(|p| p.shape()), axis)?;
+    pub fn try_concat(parts: &[&Tensor<T>], axis: impl Axis) -> Result<Tensor<T>> {
+        let (shape, axis) = concat_shape(parts.iter().map(|p| p.shape()), axis)?;
         concat(parts, axis, shape)
+    }
+    /// [`Tensor::try_concat`]; panics with its error.
+    #[track_caller]
+    pub fn concat(parts: &[&Tensor<T>], axis: impl Axis) -> Tensor<T> {
+        or_panic(Self::try_concat(parts, axis))
     }
     /// The slices at `index` along `axis`, in that order (repeats allowed).
     #[track_caller]
-    pub fn try_index_select(&self, axis: usize, index: &[usize]) -> Result<Tensor<T>> {
-        check_axis("index_select", axis, self.shape())?;
+    pub fn try_index_select(&self, axis: impl Axis, index: &[usize]) -> Result<Tensor<T>> {
+        let axis = resolve_axis("index_select", axis, self.shape())?;
         index_check("index_select", index, self.shape()[axis])?;
         let out = output_buffer("index_select", &selected_shape(self.shape(), axis, index))?;
         Ok(index_select(self, axis, index, out))
     }
     /// [`Tensor::try_index_select`]; panics with its error.
     #[track_caller]
-    pub fn index_select(&self, axis: usize, index: &[usize]) -> Tensor<T> {
+    pub fn index_select(&self, axis: impl Axis, index: &[usize]) -> Tensor<T> {
         or_panic(self.try_index_select(axis, index))
     }
-    /// PyTorch's `gather`: `out[…, j, …] = self[…, index[…, j, …], …]` along `axis`; `index`
-    /// has the rank of `self` and its size on every other axis.
+    /// PyTorch's `gather`: `out[…, j, …] = self[…, index[…, j, …], …]` along `axis`. The
+    /// result has the index's shape; the index has the rank of `self` and, on every other
+    /// axis, at most its size (a smaller index reads the leading part of `self` there).
+    ///
+    /// ```
+    /// use autograd::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).unwrap();
+    /// // One row of the index for two rows of `x`: only the first row is read.
+    /// let index = Tensor::from_vec(vec![2usize, 0], &[1, 2]).unwrap();
+    /// assert_eq!(x.gather(1, &index).to_vec(), vec![3.0, 1.0]);
+    /// ```
     #[track_caller]
-    pub fn try_gather(&self, axis: usize, index: &Tensor<usize>) -> Result<Tensor<T>> {
-        gather_check(self.shape(), axis, index)?;
-        let (outer, l, inner) = split_at_axis(index.shape(), axis);
-        let len = self.shape()[axis];
+    pub fn try_gather(&self, axis: impl Axis, index: &Tensor<usize>) -> Result<Tensor<T>> {
+        let axis = gather_check("gather", self.shape(), axis, index)?;
         let mut out = output_buffer("gather", index.shape())?;
-        for o in 0..outer {
-            for j in 0..l {
-                for i in 0..inner {
-                    out.push(
-                        self.data()[(o * len + index.data()[(o * l + j) * inner + i]) * inner + i],
-                    );
-                }
-            }
-        }
+        gather_into(self, axis, index, &mut out);
         Ok(Tensor::from_parts(out, index.shape().into()))
     }
     /// [`Tensor::try_gather`]; panics with its error.
     #[track_caller]
-    pub fn gather(&self, axis: usize, index: &Tensor<usize>) -> Tensor<T> {
+    pub fn gather(&self, axis: impl Axis, index: &Tensor<usize>) -> Tensor<T> {
         or_panic(self.try_gather(axis, index))
+    }
+    /// PyTorch's `scatter_add`: a copy of `self` with `src[p]` added at `p` with `p[axis]`
+    /// replaced by `index[p]`, for every position `p` of `index`. The index has the rank of
+    /// `self`, at most its size on every other axis and values below its size along `axis`;
+    /// `src` has at least the index's size on every axis (only the part the index covers is
+    /// read). Repeated positions add up.
+    ///
+    /// ```
+    /// use autograd::Tensor;
+    /// let counts = Tensor::<f64>::zeros(&[3]);
+    /// let labels = Tensor::from_vec(vec![2usize, 0, 2, 2], &[4]).unwrap();
+    /// let ones = Tensor::ones(&[4]);
+    /// assert_eq!(counts.scatter_add(0, &labels, &ones).to_vec(), vec![1.0, 0.0, 3.0]);
+    /// ```
+    #[track_caller]
+    pub fn try_scatter_add(
+        &self,
+        axis: impl Axis,
+        index: &Tensor<usize>,
+        src: &Tensor<T>,
+    ) -> Result<Tensor<T>> {
+        let axis = gather_check("scatter_add", self.shape(), axis, index)?;
+        scatter_src_check(index.shape(), src.shape())?;
+        let mut out = output_buffer("scatter_add", self.shape())?;
+        out.extend_from_slice(self.data());
+        scatter_add_into(&mut out, self.shape(), axis, index, src.data(), src.shape());
+        Ok(Tensor::from_parts(out, self.shape().into()))
+    }
+    /// PyTorch's `masked_select`: the elements where `mask` is true, in row-major order, as
+    /// a 1-d tensor (`self` and the mask broadcast together). The mask is a `Tensor<bool>`
+    /// or a 0/1 tensor ([`Mask`]).
+    ///
+    /// ```
+    /// use autograd::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0f32, -2.0, 3.0, -4.0], &[2, 2]).unwrap();
+    /// let positive = x.map(|v| if v > 0.0 { 1.0 } else { 0.0 });
+    /// assert_eq!(x.masked_select(&positive).to_vec(), vec![1.0, 3.0]);
+    /// ```
+    #[track_caller]
+    pub fn try_masked_select(&self, mask: &impl Mask) -> Result<Tensor<T>> {
+        let (shape, positions) = mask_positions(self.shape(), mask)?;
+        let wide = if self.shape() == &shape[..] {
+            self.clone()
+        } else {
+            self.try_broadcast_to(&shape)?
+        };
+        wide.with_shape(&[numel(&shape)])
+            .try_index_select(0, &positions)
+    }
+    /// [`Tensor::try_masked_select`]; panics with its error.
+    #[track_caller]
+    pub fn masked_select(&self, mask: &impl Mask) -> Tensor<T> {
+        or_panic(self.try_masked_select(mask))
+    }
+    /// [`Tensor::try_scatter_add`]; panics with its error.
+    #[track_caller]
+    pub fn scatter_add(
+        &self,
+        axis: impl Axis,
+        index: &Tensor<usize>,
+        src: &Tensor<T>,
+    ) -> Tensor<T> {
+        or_panic(self.try_scatter_add(axis, index, src))
     }
 }
 
+/// The permutation that swaps axes `a` and `b` of `shape`.
 #[track_caller]
-fn swap_perm(shape: &[usize], a: usize, b: usize) -> Result<Shape> {
-    check_axis("transpose", a, shape)?;
-    check_axis("transpose", b, shape)?;
+fn swap_perm(shape: &[usize], a: impl Axis, b: impl Axis) -> Result<Shape> {
+    let a = resolve_axis("transpose", a, shape)?;
+    let b = resolve_axis("transpose", b, shape)?;
     let mut perm: Shape = (0..shape.len()).collect();
     perm.swap(a, b);
     Ok(perm)
+}
+
+/// The permutation of `t()`: the last two axes swapped; the identity below rank 2.
+fn t_perm(rank: usize) -> Shape {
+    let mut perm: Shape = (0..rank).collect();
+    if rank >= 2 {
+        perm.swap(rank - 2, rank - 1);
+    }
+    perm
 }
 
 pub(crate) fn var_pad<'t, T: Element>(
@@ -531,19 +747,16 @@ pub(crate) fn var_index_add<'t, T: Element>(
         })
 }
 
+/// Records `x` (shaped like `index`) added into zeros of `shape` at `index` along `axis`
+/// (gather's adjoint, for recorded backward): `scatter_add` into a constant of zeros.
 pub(crate) fn var_scatter_add<'t, T: Element>(
     x: &Var<'t, T>,
     axis: usize,
     index: &Tensor<usize>,
     shape: &[usize],
 ) -> Var<'t, T> {
-    x.tape
-        .record(&[x], scatter_add(&x.value, axis, index, shape), || {
-            Op::Movement(Box::new(MovementOp::ScatterAdd {
-                axis,
-                index: index.clone(),
-            }))
-        })
+    let zeros = x.tape.constant(Tensor::zeros(shape));
+    or_panic(zeros.try_scatter_add(axis, index, x))
 }
 
 impl<'t, T: Element> Var<'t, T> {
@@ -566,27 +779,43 @@ impl<'t, T: Element> Var<'t, T> {
     pub fn reshape(&self, shape: &[usize]) -> Var<'t, T> {
         or_panic(self.try_reshape(shape))
     }
-    /// Reorders the axes: output axis `i` is input axis `perm[i]`.
+    /// Records the permutation `perm` (axes counted from the front, checked).
     #[track_caller]
-    pub fn try_permute(&self, perm: &[usize]) -> Result<Var<'t, T>> {
-        let value = self.value.try_permute(perm)?;
-        Ok(self.movement(value, || MovementOp::Permute { perm: perm.into() }))
+    fn permuted(&self, perm: Shape) -> Result<Var<'t, T>> {
+        let value = self.value.permuted(&perm)?;
+        Ok(self.movement(value, || MovementOp::Permute { perm }))
+    }
+    /// Reorders the axes: output axis `i` is input axis `perm[i]` (negative axes count from
+    /// the back; every axis must appear once).
+    #[track_caller]
+    pub fn try_permute(&self, perm: &[impl Axis]) -> Result<Var<'t, T>> {
+        self.permuted(permute_check(self.shape(), perm)?)
     }
     /// [`Var::try_permute`]; panics with its error.
     #[track_caller]
-    pub fn permute(&self, perm: &[usize]) -> Var<'t, T> {
+    pub fn permute(&self, perm: &[impl Axis]) -> Var<'t, T> {
         or_panic(self.try_permute(perm))
     }
-    /// Swaps two axes.
+    /// Swaps two axes (negative axes count from the back).
     #[track_caller]
-    pub fn transpose(&self, a: usize, b: usize) -> Var<'t, T> {
-        or_panic(swap_perm(self.shape(), a, b).and_then(|p| self.try_permute(&p)))
+    pub fn try_transpose(&self, a: impl Axis, b: impl Axis) -> Result<Var<'t, T>> {
+        self.permuted(swap_perm(self.shape(), a, b)?)
     }
-    /// The transpose of a matrix (swaps the last two axes).
+    /// [`Var::try_transpose`]; panics with its error.
+    #[track_caller]
+    pub fn transpose(&self, a: impl Axis, b: impl Axis) -> Var<'t, T> {
+        or_panic(self.try_transpose(a, b))
+    }
+    /// The transpose of a matrix: the last two axes swapped (of a batch of matrices too); a
+    /// value of rank 0 or 1 is returned as it is, as in PyTorch.
+    #[track_caller]
+    pub fn try_t(&self) -> Result<Var<'t, T>> {
+        self.permuted(t_perm(self.value.rank()))
+    }
+    /// [`Var::try_t`]; panics with its error.
     #[track_caller]
     pub fn t(&self) -> Var<'t, T> {
-        let r = self.value.rank();
-        self.transpose(r.saturating_sub(2), r.saturating_sub(1))
+        or_panic(self.try_t())
     }
     /// Repeats the value along broadcast dimensions (NumPy rules) to `shape`.
     #[track_caller]
@@ -601,10 +830,11 @@ impl<'t, T: Element> Var<'t, T> {
     pub fn broadcast_to(&self, shape: &[usize]) -> Var<'t, T> {
         or_panic(self.try_broadcast_to(shape))
     }
-    /// Elements `start..start + len` along `axis`.
+    /// Elements `start..start + len` along `axis` (see [`Tensor::try_narrow`]).
     #[track_caller]
-    pub fn try_narrow(&self, axis: usize, start: usize, len: usize) -> Result<Var<'t, T>> {
+    pub fn try_narrow(&self, axis: impl Axis, start: usize, len: usize) -> Result<Var<'t, T>> {
         let value = self.value.try_narrow(axis, start, len)?;
+        let axis = narrow_check(self.shape(), axis, start, len)?; // checked above: Ok
         let input_len = self.shape()[axis];
         Ok(self.movement(value, || MovementOp::Narrow {
             axis,
@@ -614,13 +844,14 @@ impl<'t, T: Element> Var<'t, T> {
     }
     /// [`Var::try_narrow`]; panics with its error.
     #[track_caller]
-    pub fn narrow(&self, axis: usize, start: usize, len: usize) -> Var<'t, T> {
+    pub fn narrow(&self, axis: impl Axis, start: usize, len: usize) -> Var<'t, T> {
         or_panic(self.try_narrow(axis, start, len))
     }
-    /// Joins values along an existing axis; all other dimensions must agree.
+    /// Joins values along an existing axis (negative counts from the back); all other
+    /// dimensions must agree.
     #[track_caller]
-    pub fn try_concat(parts: &[&Var<'t, T>], axis: usize) -> Result<Var<'t, T>> {
-        let shape = concat_shape(parts.iter().map(|p| p.shape()), axis)?;
+    pub fn try_concat(parts: &[&Var<'t, T>], axis: impl Axis) -> Result<Var<'t, T>> {
+        let (shape, axis) = concat_shape(parts.iter().map(|p| p.shape()), axis)?;
         let first = parts[0];
         first.same_tape("concat", parts)?;
         let values: Vec<&Tensor<T>> = parts.iter().map(|p| &p.value).collect();
@@ -634,12 +865,13 @@ impl<'t, T: Element> Var<'t, T> {
     }
     /// [`Var::try_concat`]; panics with its error.
     #[track_caller]
-    pub fn concat(parts: &[&Var<'t, T>], axis: usize) -> Var<'t, T> {
+    pub fn concat(parts: &[&Var<'t, T>], axis: impl Axis) -> Var<'t, T> {
         or_panic(Self::try_concat(parts, axis))
     }
     /// Stacks values of one shape along a new axis `axis` (a reshape of each, then concat).
+    /// The new axis is among `rank + 1`: `-1` puts it last.
     #[track_caller]
-    pub fn try_stack(parts: &[&Var<'t, T>], axis: usize) -> Result<Var<'t, T>> {
+    pub fn try_stack(parts: &[&Var<'t, T>], axis: impl Axis) -> Result<Var<'t, T>> {
         let Some(first) = parts.first() else {
             return Err(Error::InvalidArgument {
                 op: "stack",
@@ -647,14 +879,7 @@ impl<'t, T: Element> Var<'t, T> {
                 at: Caller::here(),
             });
         };
-        if axis > first.value.rank() {
-            return Err(Error::Axis {
-                op: "stack",
-                axis,
-                shape: first.shape().into(),
-                at: Caller::here(),
-            });
-        }
+        let axis = resolve_axis_of_rank("stack", axis, first.value.rank() + 1, first.shape())?;
         let mut unsqueezed = Vec::with_capacity(parts.len());
         for p in parts {
             if p.shape() != first.shape() {
@@ -673,14 +898,15 @@ impl<'t, T: Element> Var<'t, T> {
     }
     /// [`Var::try_stack`]; panics with its error.
     #[track_caller]
-    pub fn stack(parts: &[&Var<'t, T>], axis: usize) -> Var<'t, T> {
+    pub fn stack(parts: &[&Var<'t, T>], axis: impl Axis) -> Var<'t, T> {
         or_panic(Self::try_stack(parts, axis))
     }
     /// The slices at `index` along `axis`, in that order (repeats allowed: their gradients
     /// add up).
     #[track_caller]
-    pub fn try_index_select(&self, axis: usize, index: &[usize]) -> Result<Var<'t, T>> {
+    pub fn try_index_select(&self, axis: impl Axis, index: &[usize]) -> Result<Var<'t, T>> {
         let value = self.value.try_index_select(axis, index)?;
+        let axis = resolve_axis("index_select", axis, self.shape())?; // checked above: Ok
         let input_len = self.shape()[axis];
         Ok(self.movement(value, || MovementOp::IndexSelect {
             axis,
@@ -690,13 +916,15 @@ impl<'t, T: Element> Var<'t, T> {
     }
     /// [`Var::try_index_select`]; panics with its error.
     #[track_caller]
-    pub fn index_select(&self, axis: usize, index: &[usize]) -> Var<'t, T> {
+    pub fn index_select(&self, axis: impl Axis, index: &[usize]) -> Var<'t, T> {
         or_panic(self.try_index_select(axis, index))
     }
-    /// PyTorch's `gather` along `axis` (see [`Tensor::try_gather`]).
+    /// PyTorch's `gather` along `axis` (see [`Tensor::try_gather`]); the gradient is added
+    /// back at the gathered positions (`scatter_add`), 0 where nothing was read.
     #[track_caller]
-    pub fn try_gather(&self, axis: usize, index: &Tensor<usize>) -> Result<Var<'t, T>> {
+    pub fn try_gather(&self, axis: impl Axis, index: &Tensor<usize>) -> Result<Var<'t, T>> {
         let value = self.value.try_gather(axis, index)?;
+        let axis = resolve_axis("gather", axis, self.shape())?; // checked above: Ok
         Ok(self.movement(value, || MovementOp::Gather {
             axis,
             index: index.clone(),
@@ -705,8 +933,58 @@ impl<'t, T: Element> Var<'t, T> {
     }
     /// [`Var::try_gather`]; panics with its error.
     #[track_caller]
-    pub fn gather(&self, axis: usize, index: &Tensor<usize>) -> Var<'t, T> {
+    pub fn gather(&self, axis: impl Axis, index: &Tensor<usize>) -> Var<'t, T> {
         or_panic(self.try_gather(axis, index))
+    }
+    /// PyTorch's `scatter_add` (see [`Tensor::try_scatter_add`]): `self` receives the
+    /// gradient as it is, `src` the gradient gathered at `index` (0 beyond the index's
+    /// shape).
+    #[track_caller]
+    pub fn try_scatter_add(
+        &self,
+        axis: impl Axis,
+        index: &Tensor<usize>,
+        src: &Var<'t, T>,
+    ) -> Result<Var<'t, T>> {
+        self.same_tape("scatter_add", &[src])?;
+        let value = self.value.try_scatter_add(axis, index, &src.value)?;
+        let axis = resolve_axis("scatter_add", axis, self.shape())?; // checked above: Ok
+        Ok(self.tape.record(&[self, src], value, || {
+            Op::Movement(Box::new(MovementOp::ScatterAdd {
+                axis,
+                index: index.clone(),
+                src: src.shape().into(),
+            }))
+        }))
+    }
+    /// PyTorch's `masked_select` (see [`Tensor::try_masked_select`]), composed of
+    /// `broadcast_to` (when the mask is larger), a reshape to 1-d and `index_select`, so the
+    /// gradient goes back to the selected elements (summed over broadcast copies).
+    #[track_caller]
+    pub fn try_masked_select(&self, mask: &impl Mask) -> Result<Var<'t, T>> {
+        let (shape, positions) = mask_positions(self.shape(), mask)?;
+        let wide = if self.shape() == &shape[..] {
+            self.clone()
+        } else {
+            self.try_broadcast_to(&shape)?
+        };
+        wide.try_reshape(&[numel(&shape)])?
+            .try_index_select(0, &positions)
+    }
+    /// [`Var::try_masked_select`]; panics with its error.
+    #[track_caller]
+    pub fn masked_select(&self, mask: &impl Mask) -> Var<'t, T> {
+        or_panic(self.try_masked_select(mask))
+    }
+    /// [`Var::try_scatter_add`]; panics with its error.
+    #[track_caller]
+    pub fn scatter_add(
+        &self,
+        axis: impl Axis,
+        index: &Tensor<usize>,
+        src: &Var<'t, T>,
+    ) -> Var<'t, T> {
+        or_panic(self.try_scatter_add(axis, index, src))
     }
 }
 
@@ -809,12 +1087,7 @@ mod tests {
         ));
         assert!(matches!(
             x.try_narrow(1, 2, 2),
-            Err(Error::Index {
-                op: "narrow",
-                index: 4,
-                len: 3,
-                ..
-            })
+            Err(Error::Range { op: "narrow", .. })
         ));
         assert!(matches!(
             x.try_index_select(0, &[2]),
@@ -852,5 +1125,130 @@ mod tests {
                 ..
             })
         ));
+        // An index larger than the input on another axis, or of another rank.
+        let tall = Tensor::from_vec(vec![0usize; 3], &[3, 1]).unwrap();
+        let err = x.try_gather(1, &tall).unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidArgument { op: "gather", .. }),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("[3, 1] does not fit a tensor of shape [2, 3]")
+        );
+        let flat = Tensor::from_vec(vec![0usize; 2], &[2]).unwrap();
+        assert!(x.try_gather(0, &flat).is_err());
+        let src = tape.var(Tensor::zeros(&[1, 1]));
+        let two = Tensor::from_vec(vec![0usize, 1], &[1, 2]).unwrap();
+        assert!(matches!(
+            x.try_scatter_add(1, &two, &src),
+            Err(Error::InvalidArgument {
+                op: "scatter_add",
+                ..
+            })
+        ));
+        assert!(matches!(
+            x.try_transpose(0, -3),
+            Err(Error::Axis {
+                op: "transpose",
+                axis: -3,
+                ..
+            })
+        ));
+        assert!(matches!(
+            Var::try_stack(&[&x, &x], 4),
+            Err(Error::Axis {
+                op: "stack",
+                axis: 4,
+                ..
+            })
+        ));
+        assert!(matches!(
+            x.try_masked_select(&Tensor::from_vec(vec![true; 4], &[4]).unwrap()),
+            Err(Error::Broadcast {
+                op: "masked_select",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn negative_axes_count_from_the_back() {
+        let x = Tensor::<f64>::arange(24).reshape(&[2, 3, 4]);
+        assert_eq!(x.transpose(0, -1), x.transpose(2, 0));
+        assert_eq!(x.permute(&[-1, 0, -2]), x.permute(&[2, 0, 1]));
+        assert_eq!(x.narrow(-2, 1, 2), x.narrow(1, 1, 2));
+        assert_eq!(x.index_select(-3, &[1]), x.index_select(0, &[1]));
+        assert_eq!(Tensor::concat(&[&x, &x], -1), Tensor::concat(&[&x, &x], 2));
+        let idx = Tensor::from_fn(&[2, 3, 1], |i| i[1] % 4);
+        assert_eq!(x.gather(-1, &idx), x.gather(2, &idx));
+        let tape = Tape::<f64>::new();
+        let v = tape.var(x.clone());
+        assert_eq!(Var::stack(&[&v, &v], -1).shape(), [2, 3, 4, 2]);
+        assert_eq!(Var::stack(&[&v, &v], -4).shape(), [2, 2, 3, 4]);
+        // t() swaps the last two axes; a vector or a scalar is returned as it is.
+        assert_eq!(x.t(), x.transpose(-1, -2));
+        let vector = Tensor::<f64>::arange(3);
+        assert_eq!(vector.t(), vector);
+        assert_eq!(Tensor::scalar(2.0).t().item(), 2.0);
+    }
+
+    #[test]
+    fn gather_and_scatter_add_take_an_index_smaller_than_the_input() {
+        // PyTorch: index.size(d) ≤ input.size(d) for d ≠ axis; the index's positions pick
+        // from the leading part of the input on those axes.
+        let x = Tensor::<f64>::arange(12).reshape(&[3, 4]);
+        let index = Tensor::from_vec(vec![3usize, 0, 1, 1], &[2, 2]).unwrap();
+        let want = Tensor::from_fn(&[2, 2], |i| x.get(&[i[0], index.get(i)]));
+        assert_eq!(x.gather(1, &index), want);
+        let index0 = Tensor::from_vec(vec![2usize, 0], &[1, 2]).unwrap();
+        assert_eq!(x.gather(0, &index0).to_vec(), vec![8.0, 1.0]);
+        // scatter_add: the index picks from the leading part of a larger src, and adds
+        // into a larger self; repeated positions add up.
+        let base = Tensor::<f64>::ones(&[3, 4]);
+        let src = Tensor::<f64>::arange(15).reshape(&[3, 5]);
+        let repeated = Tensor::from_vec(vec![1usize, 1, 0, 3], &[2, 2]).unwrap();
+        let got = base.scatter_add(1, &repeated, &src);
+        let mut want = base.to_vec();
+        for r in 0..2 {
+            for c in 0..2 {
+                want[r * 4 + repeated.get(&[r, c])] += src.get(&[r, c]);
+            }
+        }
+        assert_eq!(got.to_vec(), want);
+        assert_eq!(
+            base.cast::<f32>()
+                .scatter_add(1, &repeated, &src.cast())
+                .cast::<f64>(),
+            got
+        );
+    }
+
+    #[test]
+    fn gradients_of_gather_scatter_add_and_masked_select() {
+        let x = rand(&[3, 4, 2], 10);
+        let small = Tensor::from_fn(&[2, 3, 1], |i| (i[0] + 2 * i[1]) % 4);
+        check(|v| v[0].gather(1, &small).tanh(), [x.clone()]);
+        let rows = Tensor::from_fn(&[2, 3, 1], |i| (i[0] + 2 * i[1]) % 3);
+        check(|v| v[0].gather(-3, &rows).tanh(), [x.clone()]);
+        let src = rand(&[2, 4, 2], 11);
+        let index = Tensor::from_fn(&[2, 3, 1], |i| (i[1] + i[0]) % 4);
+        check(
+            |v| v[0].scatter_add(1, &index, &v[1]).tanh(),
+            [x.clone(), src.clone()],
+        );
+        check_second_order(
+            |v| (&v[0] * &v[0]).scatter_add(1, &index, &v[1].exp()).tanh(),
+            [x.clone(), src],
+        );
+        let mask = Tensor::from_fn(&[4, 1], |i| i[0] % 2 == 0);
+        check(|v| v[0].masked_select(&mask).tanh(), [x.clone()]);
+        let wide = Tensor::from_fn(&[2, 3], |i| i[0] != i[1]);
+        check(|v| v[0].masked_select(&wide).tanh(), [rand(&[3], 12)]);
+        check_second_order(
+            |v| (&v[0] * &v[0]).masked_select(&wide),
+            [rand(&[2, 3], 13)],
+        );
+        assert_eq!(x.masked_select(&mask).shape(), [12]);
     }
 }

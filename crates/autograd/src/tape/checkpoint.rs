@@ -448,10 +448,11 @@ pub(super) fn recompute_recorded<'t, T: Element>(
 }
 
 /// An anomaly found inside the segment at node `n`, reported at that node: the op, input
-/// shapes and source line stay those inside the segment, and the message says where.
+/// shapes and source line stay those inside the segment, and the message says which node
+/// of the segment's own tape (whose numbering the message's input ids follow) it was.
 fn in_segment(mut e: Error, n: usize) -> Error {
     if let Error::Anomaly { node, what, .. } = &mut e {
-        *what = format!("{what} (inside the checkpointed segment, at its node %{node})");
+        *what = format!("{what} (in checkpointed segment %{n}, at its own node %{node})");
         *node = n;
     }
     e

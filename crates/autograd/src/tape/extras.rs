@@ -16,9 +16,8 @@
 
 use super::{Lift, Sends, Tape, Var};
 use crate::element::Element;
-use crate::error::{AnomalyPhase, Caller, Error, Result, or_panic};
+use crate::error::{AnomalyPhase, Caller, Dims, Error, Result, or_panic};
 use crate::inspect::ValueSummary;
-use crate::shape::Shape;
 use crate::tensor::Tensor;
 use std::cell::{Cell, RefCell};
 
@@ -264,7 +263,7 @@ impl<T: Element> Tape<T> {
         &self,
         id: usize,
         value: &Tensor<T>,
-        input_shapes: impl FnOnce() -> Vec<Option<Shape>>,
+        input_shapes: impl FnOnce() -> Box<[Option<Dims>]>,
     ) {
         let (detect, summarize) = (
             self.inspect.detect_anomaly.get(),
@@ -358,7 +357,7 @@ impl<T: Element> Tape<T> {
             input_shapes: nodes
                 .inputs(id)
                 .iter()
-                .map(|i| i.map(|i| Shape::from_slice(nodes.shape(i))))
+                .map(|i| i.map(|i| nodes.shape(i).into()))
                 .collect(),
             what,
             at: node.at,

@@ -51,7 +51,7 @@ fn a_planted_ln_of_zero_deep_in_a_residual_network_is_found_in_the_forward_pass(
         panic!("no anomaly recorded")
     };
     assert_eq!((phase, node, op), (AnomalyPhase::Forward, planted, "ln"));
-    assert_eq!(input_shapes, vec![Some([4, 6].into_iter().collect())]);
+    assert_eq!(input_shapes, [Some([4, 6].into())].into());
     assert!(what.contains("-inf") && !what.contains("NaN"), "{what}");
     assert_eq!((at.0.file(), at.0.line()), (file!(), line));
     // The op still returned its value; backward from a loss that depends on it refuses.
@@ -93,7 +93,7 @@ fn a_gradient_that_blows_up_is_found_in_the_backward_pass() {
         panic!("{err}")
     };
     assert_eq!((phase, node, op), (AnomalyPhase::Backward, planted, "sqrt"));
-    assert_eq!(input_shapes, &vec![Some([4, 6].into_iter().collect())]);
+    assert_eq!(&input_shapes[..], [Some([4, 6].into())]);
     assert!(
         what.contains(&format!("to its input %{}", planted - 1)),
         "{what}"
@@ -148,7 +148,7 @@ fn an_exploding_plain_network_reports_the_first_matmul_that_overflowed() {
     };
     assert_eq!((phase, node, op), (AnomalyPhase::Forward, want, "matmul"));
     let shape = |s: &[usize]| Some(s.iter().copied().collect());
-    assert_eq!(input_shapes, vec![shape(&[2, 8]), shape(&[8, 8])]);
+    assert_eq!(&input_shapes[..], [shape(&[2, 8]), shape(&[8, 8])]);
     // The values before that layer were all finite.
     assert!(first_bad_layer > 0);
 }
@@ -227,7 +227,7 @@ fn a_nan_entering_through_a_constant_is_reported_at_its_first_consuming_op() {
     assert_eq!((phase, op), (AnomalyPhase::Forward, "div"));
     assert_eq!(Some(node), y.node_id());
     let shape = |s: &[usize]| Some(s.iter().copied().collect());
-    assert_eq!(input_shapes, vec![shape(&[2, 3]), shape(&[3])]);
+    assert_eq!(&input_shapes[..], [shape(&[2, 3]), shape(&[3])]);
     assert!(
         what.contains("untracked input (argument 1, a constant)") && what.contains("1 +inf"),
         "{what}"

@@ -335,7 +335,7 @@ fn a_nan_inside_a_segment_is_reported_at_the_line_inside_it_forward_and_backward
         (AnomalyPhase::Forward, y.node_id().unwrap(), "ln", line)
     );
     assert!(
-        what.contains("NaN") && what.contains("checkpointed segment"),
+        what.contains("NaN") && what.contains("in checkpointed segment"),
         "{what}"
     );
     assert!(y.sum().try_backward().is_err());

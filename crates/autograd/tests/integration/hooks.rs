@@ -87,7 +87,7 @@ fn a_hook_returning_the_wrong_shape_is_an_error_naming_its_line() {
     let err = loss.try_backward().unwrap_err();
     assert!(
         matches!(&err, Error::ShapeMismatch { op: "gradient hook", expected, got, .. }
-            if expected.as_slice() == [3, 4] && got.as_slice() == [2]),
+            if expected[..] == [3, 4] && got[..] == [2]),
         "{err}"
     );
     assert!(

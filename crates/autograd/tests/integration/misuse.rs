@@ -51,16 +51,26 @@ misuse!(
     ["matmul", "[2, 3]", "[4, 5]", "inner dimensions differ"]
 );
 misuse!(
-    matmul_of_a_vector,
-    |v| v(&[3]).try_matmul(&v(&[3, 2])),
+    matmul_of_a_vector_of_the_wrong_length,
+    |v| v(&[4]).try_matmul(&v(&[3, 2])),
     Error::MatMul { .. },
-    ["matmul", "[3]", "rank 2"]
+    ["matmul", "[4] by [3, 2]", "inner dimensions differ"]
+);
+misuse!(
+    matmul_of_a_scalar,
+    |v| v(&[]).try_matmul(&v(&[3])),
+    Error::MatMul { .. },
+    ["matmul", "[] by [3]", "at least one dimension"]
 );
 misuse!(
     matmul_batch_dimensions,
     |v| v(&[2, 2, 3]).try_matmul(&v(&[3, 3, 2])),
     Error::MatMul { .. },
-    ["[2, 2, 3]", "[3, 3, 2]", "batch dimensions differ"]
+    [
+        "[2, 2, 3]",
+        "[3, 3, 2]",
+        "batch dimensions do not broadcast"
+    ]
 );
 misuse!(
     linear_weight_rank,
@@ -112,16 +122,109 @@ misuse!(
     ["sum", "axis 2", "[2, 3]"]
 );
 misuse!(
+    negative_axis_out_of_range,
+    |v| v(&[2, 3]).try_sum_axes(&[-3], false),
+    Error::Axis {
+        op: "sum",
+        axis: -3,
+        ..
+    },
+    ["sum", "axis -3", "[2, 3]"]
+);
+misuse!(
+    sum_over_an_axis_named_twice,
+    |v| v(&[2, 3]).try_sum_axes(&[1, -1], false),
+    Error::InvalidArgument { op: "sum", .. },
+    ["sum", "axis 1 is named twice in [1, -1]", "[2, 3]"]
+);
+misuse!(
     mean_axis_out_of_range,
     |v| v(&[2, 3]).try_mean_axes(&[0, 7], true),
-    Error::Axis { axis: 7, .. },
-    ["axis 7", "[2, 3]"]
+    Error::Axis {
+        op: "mean",
+        axis: 7,
+        ..
+    },
+    ["mean", "axis 7", "[2, 3]"]
+);
+misuse!(
+    mean_over_an_axis_named_twice,
+    |v| v(&[2, 3]).try_mean_axes(&[0, 0], true),
+    Error::InvalidArgument { op: "mean", .. },
+    ["mean", "axis 0 is named twice", "[2, 3]"]
+);
+misuse!(
+    logsumexp_axis_out_of_range,
+    |v| v(&[2, 3]).try_logsumexp(&[2], false),
+    Error::Axis {
+        op: "logsumexp",
+        axis: 2,
+        ..
+    },
+    ["logsumexp", "axis 2", "[2, 3]"]
+);
+misuse!(
+    max_of_nothing,
+    |v| v(&[0, 3]).try_max(),
+    Error::InvalidArgument { op: "max", .. },
+    ["max", "[0, 3] is empty", "no maximum"]
+);
+misuse!(
+    argmin_over_an_empty_axis,
+    |v| v(&[3, 0]).try_argmin_axis(-1, false),
+    Error::InvalidArgument { op: "argmin", .. },
+    ["argmin", "axis 1 of shape [3, 0] is empty", "no minimum"]
+);
+misuse!(
+    pow_shapes_do_not_broadcast,
+    |v| v(&[2, 3]).try_pow(&v(&[2])),
+    Error::Broadcast { op: "pow", .. },
+    ["pow", "[2, 3]", "[2]"]
+);
+misuse!(
+    where_mask_not_0_or_1,
+    |v| Var::try_where_(
+        &Tensor::from_vec(vec![1.0, 2.0], &[2]).expect("shape"),
+        &v(&[2]),
+        &v(&[2])
+    ),
+    Error::InvalidArgument { op: "where", .. },
+    ["where", "holds 2"]
+);
+misuse!(
+    where_shapes_do_not_broadcast,
+    |v| Var::try_where_(
+        &Tensor::from_vec(vec![true; 3], &[3]).expect("shape"),
+        &v(&[2]),
+        &v(&[2])
+    ),
+    Error::Broadcast { op: "where", .. },
+    ["where", "[3]", "[2]"]
+);
+misuse!(
+    masked_select_mask_does_not_broadcast,
+    |v| v(&[2, 3]).try_masked_select(&Tensor::from_vec(vec![true; 2], &[2]).expect("shape")),
+    Error::Broadcast {
+        op: "masked_select",
+        ..
+    },
+    ["masked_select", "[2, 3]", "[2]"]
 );
 misuse!(
     max_axis_out_of_range,
     |v| v(&[2, 3]).try_max_axis(3, false),
     Error::Axis { op: "max", .. },
     ["max", "axis 3", "[2, 3]"]
+);
+misuse!(
+    transpose_axis_out_of_range,
+    |v| v(&[2, 3]).try_transpose(0, 2),
+    Error::Axis {
+        op: "transpose",
+        axis: 2,
+        ..
+    },
+    ["transpose", "axis 2", "[2, 3]"]
 );
 misuse!(
     max_over_an_empty_axis,
@@ -146,14 +249,16 @@ misuse!(
 );
 misuse!(
     narrow_past_the_end,
-    |v| v(&[2, 3]).try_narrow(1, 2, 2),
-    Error::Index {
+    |v| v(&[2, 3]).try_narrow(-1, 2, 2),
+    Error::Range {
         op: "narrow",
-        index: 4,
-        len: 3,
+        axis: 1,
+        start: 2,
+        len: 2,
+        size: 3,
         ..
     },
-    ["narrow", "index 4", "length 3"]
+    ["narrow", "start 2 + length 2 > size 3 of axis 1"]
 );
 misuse!(
     narrow_axis_out_of_range,
@@ -195,8 +300,23 @@ misuse!(
             &Tensor::from_vec(vec![0usize, 1, 2], &[3, 1]).expect("shape"),
         )
     },
-    Error::ShapeMismatch { op: "gather", .. },
-    ["gather", "[2, 3]", "[3, 1]"]
+    Error::InvalidArgument { op: "gather", .. },
+    ["gather", "[3, 1]", "[2, 3]", "at most"]
+);
+misuse!(
+    scatter_add_source_smaller_than_the_index,
+    |v| {
+        v(&[2, 3]).try_scatter_add(
+            1,
+            &Tensor::from_vec(vec![0usize, 1], &[1, 2]).expect("shape"),
+            &v(&[1, 1]),
+        )
+    },
+    Error::InvalidArgument {
+        op: "scatter_add",
+        ..
+    },
+    ["scatter_add", "[1, 1]", "[1, 2]"]
 );
 misuse!(
     concat_mismatched_shapes,
@@ -237,6 +357,18 @@ misuse!(
     |v| v(&[2, 2]).exp().try_backward(),
     Error::NonScalarBackward { .. },
     ["backward", "[2, 2]", "backward_with"]
+);
+misuse!(
+    backward_create_graph_of_a_non_scalar,
+    |v| v(&[2, 2]).exp().try_backward_create_graph().map(|_| ()),
+    Error::NonScalarBackward { .. },
+    ["backward", "[2, 2]"]
+);
+misuse!(
+    backward_steps_of_a_non_scalar,
+    |v| v(&[3]).exp().try_backward_steps().map(|_| ()),
+    Error::NonScalarBackward { .. },
+    ["backward", "[3]"]
 );
 misuse!(
     backward_with_a_seed_of_the_wrong_shape,
@@ -287,6 +419,42 @@ fn operators_panic_with_the_same_message() {
     // The same text but for the column of the call.
     assert_eq!(got.split(" (at").next(), expected.split(" (at").next());
     assert!(got.contains("misuse.rs"));
+}
+
+/// Each panicking form panics with its `try_` form's message (but for the column).
+#[test]
+fn panicking_forms_panic_with_their_try_forms_message() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(Tensor::zeros(&[2, 3]));
+    let same = |expected: Error, f: &dyn Fn()| {
+        let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_err();
+        let got = panic.downcast_ref::<String>().expect("a formatted message");
+        let expected = expected.to_string();
+        assert_eq!(got.split(" (at").next(), expected.split(" (at").next());
+        assert!(got.contains("misuse.rs"), "{got}");
+    };
+    same(x.try_transpose(0, 5).unwrap_err(), &|| {
+        x.transpose(0, 5);
+    });
+    same(x.value().try_transpose(-3, 0).unwrap_err(), &|| {
+        x.value().transpose(-3, 0);
+    });
+    same(x.try_narrow(0, 1, 2).unwrap_err(), &|| {
+        x.narrow(0, 1, 2);
+    });
+    same(x.try_backward_create_graph().err().unwrap(), &|| {
+        x.backward_create_graph();
+    });
+    same(x.try_backward_steps().err().unwrap(), &|| {
+        x.backward_steps();
+    });
+    let empty = tape.var(Tensor::zeros(&[0]));
+    same(empty.try_max().unwrap_err(), &|| {
+        empty.max();
+    });
+    same(x.value().try_clamp(1.0, 0.0).unwrap_err(), &|| {
+        x.value().clamp(1.0, 0.0);
+    });
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! where they are unordered, max along an axis picks the first NaN, max pooling the last
 //! NaN of its window).
 
-use autograd::{Tape, Tensor, Var};
+use autograd::{GeluApproximation, Tape, Tensor, Var};
 
 const NAN: f64 = f64::NAN;
 
@@ -132,7 +132,9 @@ fn the_other_elementwise_ops_keep_nan() {
         ("tanh", x.tanh()),
         ("sigmoid", x.sigmoid()),
         ("softplus", x.softplus()),
-        ("gelu", x.gelu()),
+        ("gelu", x.gelu(GeluApproximation::None)),
+        ("gelu tanh", x.gelu(GeluApproximation::Tanh)),
+        ("erf", x.erf()),
         ("sqrt", x.sqrt()),
     ] {
         assert!(y.get(&[0]).is_nan(), "{name}");

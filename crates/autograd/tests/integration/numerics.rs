@@ -1,7 +1,7 @@
 //! Numerics at the extremes: no NaN where mathematics has a finite answer; inf or NaN
 //! where it does not.
 
-use autograd::{Tape, Tensor};
+use autograd::{GeluApproximation, Tape, Tensor};
 
 fn extremes<T: autograd::Element>(scale: f64) -> Tensor<T> {
     Tensor::from_vec(
@@ -28,7 +28,9 @@ fn saturating_functions_at<T: autograd::Element>(scale: f64) {
         ("sigmoid", x.sigmoid()),
         ("softplus", x.softplus()),
         ("tanh", x.tanh()),
-        ("gelu", x.gelu()),
+        ("gelu", x.gelu(GeluApproximation::None)),
+        ("gelu tanh", x.gelu(GeluApproximation::Tanh)),
+        ("erf", x.erf()),
     ] {
         assert!(all_finite(y.value()), "{name} at ±{scale}: {}", y.value());
         let g = y.sum().backward().wrt(&x);

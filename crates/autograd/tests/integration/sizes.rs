@@ -168,9 +168,9 @@ fn index_arithmetic_never_wraps() {
     // The case: usize::MAX + 2 wraps to 1, which would fit.
     for (start, len) in [(usize::MAX, 2), (1, usize::MAX), (usize::MAX, usize::MAX)] {
         match x.try_narrow(1, start, len) {
-            Err(Error::Index {
+            Err(Error::Range {
                 op: "narrow",
-                len: 3,
+                size: 3,
                 ..
             }) => {}
             other => panic!("narrow({start}, {len}): {other:?}"),
@@ -194,6 +194,7 @@ fn index_arithmetic_never_wraps() {
         Err(Error::Index { .. })
     ));
     assert!(x.try_sum_axes(&[usize::MAX], false).is_err());
+    assert!(x.try_sum_axes(&[i64::MIN], false).is_err()); // −rank − huge: no wrap either
     assert!(Var::try_stack(&[&x, &x], usize::MAX).is_err());
     assert!(x.try_permute(&[usize::MAX, 0]).is_err());
 }

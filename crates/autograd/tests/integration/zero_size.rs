@@ -4,7 +4,7 @@
 //! `tests/fixtures/zero_size.py`, which documents the format). Where PyTorch refuses, the
 //! op must return an `Error` — never panic.
 
-use autograd::{Error, Tape, Tensor, Var};
+use autograd::{Error, GeluApproximation, Tape, Tensor, Var};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 const FIXTURE: &str = include_str!("../fixtures/zero_size.txt");
@@ -77,19 +77,36 @@ fn input(shape: &[usize], k: usize) -> Tensor<f64> {
     Tensor::from_vec(data, shape).expect("a valid shape")
 }
 
-fn list(s: &str) -> Vec<usize> {
-    dims(s)
+/// A list of axes or dimensions (negative axes count from the back).
+fn list(s: &str) -> Vec<i64> {
+    s.split(',')
+        .filter(|d| !d.is_empty())
+        .map(|d| d.parse().expect("an integer"))
+        .collect()
 }
 
-/// The op named like the script's `run`, through the `try_*` API. (It returns the
-/// library's own `Result`; the size of `Error` is the library's concern.)
-#[allow(clippy::result_large_err)]
+/// The mask `x > 0` of a value (a constant: no gradient flows through it).
+fn positive(x: &Var<'_, f64>) -> Tensor<bool> {
+    let data = x.value().data().iter().map(|&v| v > 0.0).collect();
+    Tensor::from_vec(data, x.shape()).expect("the value's shape")
+}
+
+/// The op named like the script's `run`, through the `try_*` API.
 fn run<'t>(op: &str, x: &[Var<'t, f64>]) -> Result<Var<'t, f64>, Error> {
     let mut words = op.split(' ');
     let name = words.next().expect("an op");
     let args: Vec<&str> = words.collect();
+    let axis = |k: usize| args[k].parse::<i64>().expect("an axis");
     let int = |k: usize| args[k].parse::<usize>().expect("an integer");
     let pair = |k: usize| (int(k), int(k));
+    let dims = |k: usize| {
+        list(args[k])
+            .iter()
+            .map(|&d| d as usize)
+            .collect::<Vec<_>>()
+    };
+    let zero_index =
+        |like: &Var<'t, f64>| Tensor::from_vec(vec![0; like.value().numel()], like.shape());
     Ok(match name {
         "relu" => x[0].relu(),
         "exp" => x[0].exp(),
@@ -97,30 +114,44 @@ fn run<'t>(op: &str, x: &[Var<'t, f64>]) -> Result<Var<'t, f64>, Error> {
         "sigmoid" => x[0].sigmoid(),
         "abs" => x[0].abs(),
         "neg" => -&x[0],
+        "erf" => x[0].erf(),
+        "gelu" if args[0] == "none" => x[0].gelu(GeluApproximation::None),
+        "gelu" => x[0].gelu(GeluApproximation::Tanh),
         "add" => x[0].try_add(&x[1])?,
         "mul" => x[0].try_mul(&x[1])?,
+        "pow" => x[0].try_pow(&x[1])?,
         "maximum" => x[0].try_maximum(&x[1])?,
         "minimum" => x[0].try_minimum(&x[1])?,
+        "where" => Var::try_where_(&positive(&x[0]), &x[1], &x[2])?,
         "matmul" => x[0].try_matmul(&x[1])?,
         "linear" => x[0].try_linear(&x[1], x.get(2))?,
         "sum" => x[0].sum(),
         "mean" => x[0].mean(),
         "sum_axes" => x[0].try_sum_axes(&list(args[0]), false)?,
         "mean_axes" => x[0].try_mean_axes(&list(args[0]), false)?,
-        "max_axis" => x[0].try_max_axis(int(0), false)?,
-        "softmax" => x[0].try_softmax(int(0))?,
-        "log_softmax" => x[0].try_log_softmax(int(0))?,
-        "reshape" => x[0].try_reshape(&list(args[0]))?,
+        "max_axis" => x[0].try_max_axis(axis(0), false)?,
+        "min_axis" => x[0].try_min_axis(axis(0), false)?,
+        "max_all" => x[0].try_max()?,
+        "min_all" => x[0].try_min()?,
+        "logsumexp" => x[0].try_logsumexp(&list(args[0]), false)?,
+        "softmax" => x[0].try_softmax(axis(0))?,
+        "log_softmax" => x[0].try_log_softmax(axis(0))?,
+        "reshape" => x[0].try_reshape(&dims(0))?,
         "permute" => x[0].try_permute(&list(args[0]))?,
-        "broadcast_to" => x[0].try_broadcast_to(&list(args[0]))?,
-        "narrow" => x[0].try_narrow(int(0), int(1), int(2))?,
-        "concat" => Var::try_concat(&x.iter().collect::<Vec<_>>(), int(0))?,
-        "stack" => Var::try_stack(&x.iter().collect::<Vec<_>>(), int(0))?,
-        "index_select" => x[0].try_index_select(int(0), &list(args.get(1).unwrap_or(&"")))?,
-        "gather" => {
-            let index = Tensor::from_vec(vec![0; x[1].value().numel()], x[1].shape())?;
-            x[0].try_gather(int(0), &index)?
+        "broadcast_to" => x[0].try_broadcast_to(&dims(0))?,
+        "narrow" => x[0].try_narrow(axis(0), int(1), int(2))?,
+        "concat" => Var::try_concat(&x.iter().collect::<Vec<_>>(), axis(0))?,
+        "stack" => Var::try_stack(&x.iter().collect::<Vec<_>>(), axis(0))?,
+        "index_select" => {
+            let index: Vec<usize> = list(args.get(1).unwrap_or(&""))
+                .iter()
+                .map(|&i| i as usize)
+                .collect();
+            x[0].try_index_select(axis(0), &index)?
         }
+        "gather" => x[0].try_gather(axis(0), &zero_index(&x[1])?)?,
+        "scatter_add" => x[0].try_scatter_add(axis(0), &zero_index(&x[1])?, &x[1])?,
+        "masked_select" => x[0].try_masked_select(&positive(&x[1]))?,
         "conv2d" => x[0].try_conv2d(&x[1], x.get(2), pair(0), pair(1))?,
         "max_pool2d" => x[0].try_max_pool2d(pair(0), pair(1), pair(2))?,
         "avg_pool2d" => x[0].try_avg_pool2d(pair(0), pair(1), pair(2))?,
@@ -131,7 +162,7 @@ fn run<'t>(op: &str, x: &[Var<'t, f64>]) -> Result<Var<'t, f64>, Error> {
 
 /// Equal as numbers, NaN equal to NaN.
 fn same(a: f64, b: f64) -> bool {
-    (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-12 * (1.0 + b.abs())
+    a == b || (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-12 * (1.0 + b.abs())
 }
 
 /// Where wengert answers differently from PyTorch on purpose. `conv2d` with zero input
@@ -264,4 +295,20 @@ fn linear_with_no_input_features_gives_the_bias_rows() {
     let g = y.sum().backward();
     assert_eq!(g.wrt(&b).to_vec(), vec![2.0; 4]); // one per row
     assert_eq!(g.wrt(&w).shape(), &[4, 0]);
+}
+
+#[test]
+fn positions_of_extrema_over_nothing_are_errors_as_in_pytorch() {
+    // PyTorch 2.15: argmax(1) of a [0, 3] tensor is empty ([0]); argmax(0) and argmax()
+    // are errors ("Expected reduction dim 0 to have non-zero size").
+    let x = Tensor::<f64>::zeros(&[0, 3]);
+    assert_eq!(x.argmax_axis(1, false).shape(), [0]);
+    assert_eq!(x.argmin_axis(-1, true).shape(), [0, 1]);
+    for err in [
+        x.try_argmax_axis(0, false).unwrap_err(),
+        x.try_argmin().unwrap_err(),
+    ] {
+        assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
+        assert!(err.to_string().contains("zero_size.rs"), "{err}");
+    }
 }
