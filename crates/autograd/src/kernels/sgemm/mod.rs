@@ -238,7 +238,10 @@ impl Chunks {
         // Enough chunks that a busy thread's share can be taken by another, few enough
         // that each stays worth claiming.
         let wanted = (work / CHUNK_MIN_WORK).clamp(1, 4 * threads);
-        let (panels, tile, by_columns) = if p.n.div_ceil(nr) >= 2 * threads {
+        // By columns, each thread packs only its own columns of B and reads A in place;
+        // but a packed A (see `packs_a`) would be packed again by every thread, so such
+        // products are split by rows.
+        let (panels, tile, by_columns) = if p.n.div_ceil(nr) >= 2 * threads && !packs_a(p) {
             (p.n.div_ceil(nr), nr, true)
         } else {
             (p.m.div_ceil(mr), mr, false)
@@ -264,6 +267,13 @@ impl Chunks {
             (span, 0..self.n)
         }
     }
+}
+
+/// Whether A is read through packed panels: a transposed A whose steps lie far apart in
+/// memory (in place, the `KC` steps of a panel would map to a few cache sets and evict
+/// each other).
+fn packs_a(p: &Problem) -> bool {
+    p.a_t && p.lda >= 256
 }
 
 /// Packing buffers, one set per thread, kept between products.
@@ -354,9 +364,7 @@ unsafe fn block<S: Simd, const MR: usize, const NV: usize>(
         unsafe { fill_without_product(p, rows, cols) };
         return;
     }
-    // A transposed operand far apart in memory is read through packed panels (its steps
-    // would otherwise map to the same cache sets).
-    let pack_a = p.a_t && p.lda >= 256;
+    let pack_a = packs_a(p);
     let b_panel_room = KC * NC.min(cols.len()).div_ceil(nr) * nr;
     let b_packed = room(&mut scratch.b, b_panel_room);
     let a_packed = room(&mut scratch.a, KC * MR);
@@ -537,6 +545,22 @@ unsafe fn pack_a_panel<const MR: usize>(
     kc: usize,
     dst: *mut f32,
 ) {
+    if p.a_t && mr == MR {
+        // The panel's rows are contiguous at each step: one copy of `MR` values per step.
+        for step in 0..kc {
+            // SAFETY: (ir..ir+MR, pc + step) lies inside A (contract: mr = MR rows), at
+            // `(pc + step)·lda + ir`, contiguous in a transposed A; `step·MR + MR ≤
+            // kc·MR`; the panel buffer and A do not overlap.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    p.a.add((pc + step) * p.lda + ir),
+                    dst.add(step * MR),
+                    MR,
+                )
+            };
+        }
+        return;
+    }
     for step in 0..kc {
         for i in 0..MR {
             // SAFETY: (ir + i, pc + step) lies inside A for i < mr (contract), and
@@ -742,7 +766,8 @@ mod tests {
 
     /// Every instruction set this CPU has, every layout, every way of writing C, on the
     /// odd sizes that exercise the edges of tiles, panels and blocks (1, 7, 17, 63, 65,
-    /// 129 — and 300, past one `KC` block — in each dimension).
+    /// 129 in each dimension; around `KC` and `NC`; A packed or read in place), on 1 and 2
+    /// threads (the larger shapes are split into chunks).
     #[test]
     fn odd_shapes_match_the_naive_product_in_every_layout_and_mode() {
         let sizes = [1, 7, 17, 63, 65, 129];
@@ -751,7 +776,17 @@ mod tests {
             .flat_map(|&m| sizes.iter().map(move |&k| (m, k)))
             .flat_map(|(m, k)| sizes.iter().map(move |&n| (m, k, n)))
             .filter(|&(m, k, n)| m * k * n <= 65 * 129 * 17 || m == 1 || n == 1)
-            .chain([(9, 300, 33), (33, 300, 65), (129, 17, 600)]);
+            .chain([
+                (9, 300, 33),
+                (33, 300, 65),
+                (129, 17, 600),
+                // Around KC = 256 and NC = 512, and a transposed A of ≥ 256 rows (packed).
+                (9, 255, 511),
+                (17, 256, 512),
+                (7, 257, 513),
+                (263, 33, 40),
+                (257, 260, 70),
+            ]);
         for isa in Isa::supported() {
             for (m, k, n) in shapes.clone() {
                 for (a_t, b_t) in [(false, false), (false, true), (true, false), (true, true)] {
@@ -770,15 +805,17 @@ mod tests {
                     };
                     let nans = vec![f32::NAN; m * n];
                     type Expected<'a> = &'a dyn Fn(usize) -> f64;
-                    let modes: [(Init<'_, f32>, usize, &[f32], Expected<'_>); 3] = [
-                        (Init::Overwrite, 1, &nans, &|_| 0.0),
-                        (Init::Accumulate, 1, &start, &|ij| f64::from(start[ij])),
-                        (Init::Bias(&bias), 2, &nans, &|ij| f64::from(bias[ij % n])),
+                    let modes: [(Init<'_, f32>, &[f32], Expected<'_>); 3] = [
+                        (Init::Overwrite, &nans, &|_| 0.0),
+                        (Init::Accumulate, &start, &|ij| f64::from(start[ij])),
+                        (Init::Bias(&bias), &nans, &|ij| f64::from(bias[ij % n])),
                     ];
-                    for (init, threads, before, add) in modes {
-                        let mut c = before.to_vec();
-                        product(isa, &a, a_t, &b, b_t, (m, k, n), &mut c, init, threads);
-                        check(&c, add, if threads > 1 { "2 threads" } else { "1 thread" });
+                    for (init, before, add) in modes {
+                        for threads in [1, 2] {
+                            let mut c = before.to_vec();
+                            product(isa, &a, a_t, &b, b_t, (m, k, n), &mut c, init, threads);
+                            check(&c, add, if threads > 1 { "2 threads" } else { "1 thread" });
+                        }
                     }
                 }
             }
