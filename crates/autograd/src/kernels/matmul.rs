@@ -6,7 +6,7 @@
 use super::sgemm::{self, Init};
 use crate::element::Element;
 use std::any::TypeId;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 /// The signature of the `gemm` family's kernels: `m, n, k, dst, dst_cs, dst_rs, read_dst,
 /// lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, alpha, beta, conj_dst, conj_lhs, conj_rhs,
@@ -52,6 +52,65 @@ pub fn num_threads() -> usize {
         }
         n => n,
     }
+}
+
+/// Which kernel computes f32 products. For benchmarks that compare them (the choice is
+/// measured in docs/gemm-choice.md); not part of the stable API.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum F32Kernel {
+    /// This crate's kernel (`kernels::sgemm`) on the spinning workers of `spin_pool`.
+    Own,
+    /// The `gemm` crate's kernel on its own (Rayon) threads, as f64 products run.
+    GemmCrate,
+}
+
+static F32_KERNEL: AtomicU8 = AtomicU8::new(0);
+
+/// Chooses the kernel of every later f32 product (all threads). For benchmarks.
+#[doc(hidden)]
+pub fn set_f32_kernel(kernel: F32Kernel) {
+    F32_KERNEL.store(kernel as u8, Ordering::Relaxed);
+}
+
+/// The kernel f32 products use now.
+fn f32_kernel() -> F32Kernel {
+    match F32_KERNEL.load(Ordering::Relaxed) {
+        0 => F32Kernel::Own,
+        _ => F32Kernel::GemmCrate,
+    }
+}
+
+/// `out = op(a) · op(b)` for row-major f32 data (`a` stored `m × k`, or `k × m` when
+/// `a_t`; `b` stored `k × n`, or `n × k` when `b_t`) on at most `threads` threads, with
+/// the kernel [`set_f32_kernel`] chose: the product alone, for benchmarks.
+///
+/// # Panics
+/// When the slices do not hold the dimensions' elements.
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
+pub fn bench_gemm_f32(
+    a: &[f32],
+    a_t: bool,
+    b: &[f32],
+    b_t: bool,
+    (m, k, n): (usize, usize, usize),
+    out: &mut [f32],
+    threads: usize,
+) {
+    let operand = |data, rows, cols, transposed| Operand {
+        data,
+        rows,
+        cols,
+        transposed,
+    };
+    gemm_threads(
+        operand(a, m, k, a_t),
+        operand(b, k, n, b_t),
+        out,
+        false,
+        threads,
+    );
 }
 
 /// f64 products smaller than this many multiply-adds run on one thread: spreading them
@@ -215,7 +274,7 @@ unsafe fn gemm_raw<T: Element>(
     if m == 0 || n == 0 {
         return;
     }
-    if TypeId::of::<T>() == TypeId::of::<f32>() {
+    if TypeId::of::<T>() == TypeId::of::<f32>() && f32_kernel() == F32Kernel::Own {
         // SAFETY: `T` is `f32` (same type id), so every cast below is the identity; then
         // `sgemm`'s preconditions: the operands hold `m·k` and `k·n` elements with
         // `a.cols = b.rows` (asserted above, checked arithmetic), and `out`, the bias
