@@ -59,7 +59,7 @@ pub fn num_threads() -> usize {
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum F32Kernel {
-    /// This crate's kernel (`kernels::sgemm`) on the spinning workers of `spin_pool`.
+    /// This crate's kernel (`kernels::sgemm`), threaded on Rayon's pool.
     Own,
     /// The `gemm` crate's kernel on its own (Rayon) threads, as f64 products run.
     GemmCrate,
@@ -113,10 +113,10 @@ pub fn bench_gemm_f32(
     );
 }
 
-/// f64 products smaller than this many multiply-adds run on one thread: spreading them
-/// over the `gemm` crate's Rayon threads costs more than it saves. (f32 products use
-/// [`sgemm::PARALLEL_MIN_WORK`] and the spinning workers of `spin_pool`.)
-const PARALLEL_MIN_WORK: usize = 1 << 23;
+/// Products smaller than this many multiply-adds run on one thread, whichever kernel
+/// computes them: spreading them over Rayon's threads was measured to cost more than it
+/// saves (docs/performance.md).
+pub(crate) const PARALLEL_MIN_WORK: usize = 1 << 23;
 
 /// A row-major matrix operand: `rows × cols` as used in the product, stored either as is
 /// (`transposed = false`, row stride `cols`) or as its transpose (stored `cols × rows`).

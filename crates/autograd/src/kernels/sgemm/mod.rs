@@ -12,16 +12,15 @@
 //! - The microkernel keeps an `MR × NR` tile of C in registers for `KC` steps of the inner
 //!   dimension, then writes it once: overwriting, accumulating, or adding a bias row (the
 //!   epilogue of `linear`).
-//! - Large products are split by columns (or rows) into chunks that the calling thread
-//!   and the persistent workers of [`super::spin_pool`] claim one at a time.
+//! - Large products are split by columns (or rows) into chunks of whole tiles, run on
+//!   Rayon's pool (the threads the `gemm` crate's own threading uses).
 //!
 //! Nothing here knows the tape; the safe entry point is [`super::matmul`]'s, which checks
 //! every dimension against the slices before calling [`sgemm`].
 
 mod simd;
 
-use super::matmul::Operand;
-use super::spin_pool;
+use super::matmul::{Operand, PARALLEL_MIN_WORK};
 #[cfg(target_arch = "x86_64")]
 use simd::{Avx2, Avx512};
 use simd::{Portable, Simd};
@@ -35,8 +34,6 @@ const KC: usize = 256;
 const NC: usize = 512;
 /// Steps of the inner dimension per iteration of the microkernel's loop.
 const UNROLL: usize = 4;
-/// Products with fewer multiply-adds run on the calling thread alone.
-pub(crate) const PARALLEL_MIN_WORK: usize = 1 << 17;
 /// A chunk of a threaded product gets at least about this many multiply-adds.
 const CHUNK_MIN_WORK: usize = 1 << 16;
 
@@ -200,7 +197,7 @@ pub(crate) unsafe fn sgemm(
         },
     };
     let isa = Isa::get();
-    let chunks = Chunks::plan(&problem, isa.tile(), threads);
+    let chunks = Chunks::plan(&problem, isa.tile(), threads, PARALLEL_MIN_WORK);
     let run = |chunk: usize| {
         let (rows, cols) = chunks.get(chunk);
         // SAFETY: `compute`'s contract: the problem's pointers are valid for the sizes
@@ -209,7 +206,18 @@ pub(crate) unsafe fn sgemm(
         // the same element. The ISA is one the CPU has (`Isa::get` only returns those).
         unsafe { compute(isa, &problem, rows, cols) }
     };
-    spin_pool::run(threads.min(chunks.count), chunks.count, &run);
+    run_chunks(threads, chunks.count, &run);
+}
+
+/// Runs `run(i)` for every chunk `i < count`: on the calling thread alone, or, when
+/// `threads > 1`, on Rayon's pool (the threads the `gemm` crate's own threading uses),
+/// whose idle threads take chunks from busy ones.
+fn run_chunks(threads: usize, count: usize, run: &(dyn Fn(usize) + Sync)) {
+    if threads > 1 && count > 1 {
+        gemm_common::gemm::par_for_each(count, run);
+    } else {
+        (0..count).for_each(run);
+    }
 }
 
 /// How a product is cut into chunks for the threads: `count` blocks of `step` rows (or
@@ -223,7 +231,8 @@ struct Chunks {
 }
 
 impl Chunks {
-    fn plan(p: &Problem, (mr, nr): (usize, usize), threads: usize) -> Chunks {
+    /// Products below `min_work` multiply-adds (or on one thread) are one chunk.
+    fn plan(p: &Problem, (mr, nr): (usize, usize), threads: usize, min_work: usize) -> Chunks {
         let work = p.m.saturating_mul(p.n).saturating_mul(p.k);
         let whole = Chunks {
             count: 1,
@@ -232,7 +241,7 @@ impl Chunks {
             m: p.m,
             n: p.n,
         };
-        if threads <= 1 || work < PARALLEL_MIN_WORK {
+        if threads <= 1 || work < min_work {
             return whole;
         }
         // Enough chunks that a busy thread's share can be taken by another, few enough
@@ -716,6 +725,9 @@ mod tests {
             .collect()
     }
 
+    /// Products the tests run in chunks: from this many multiply-adds.
+    const TEST_PARALLEL_MIN_WORK: usize = 1 << 17;
+
     /// Runs `C (+)= A·B` with the kernel for `isa` on one or more threads (chunks split as
     /// `sgemm` would), through `compute` and `Chunks` directly.
     #[allow(clippy::too_many_arguments)]
@@ -754,14 +766,15 @@ mod tests {
         if m == 0 || n == 0 {
             return;
         }
-        let chunks = Chunks::plan(&problem, isa.tile(), threads);
+        // Split from a smaller size than `sgemm` does, so that the test shapes run in chunks.
+        let chunks = Chunks::plan(&problem, isa.tile(), threads, TEST_PARALLEL_MIN_WORK);
         let run = |i: usize| {
             let (rows, cols) = chunks.get(i);
             // SAFETY: as in `sgemm`: sizes asserted above, chunks disjoint, `isa` one of
             // `Isa::supported()`.
             unsafe { compute(isa, &problem, rows, cols) }
         };
-        spin_pool::run(threads, chunks.count, &run);
+        run_chunks(threads, chunks.count, &run);
     }
 
     /// Every instruction set this CPU has, every layout, every way of writing C, on the
@@ -931,7 +944,7 @@ mod tests {
             };
             for isa in Isa::supported() {
                 let (mr, nr) = isa.tile();
-                let chunks = Chunks::plan(&p, (mr, nr), threads);
+                let chunks = Chunks::plan(&p, (mr, nr), threads, TEST_PARALLEL_MIN_WORK);
                 let mut covered = vec![0u8; m * n];
                 for i in 0..chunks.count {
                     let (rows, cols) = chunks.get(i);
@@ -945,7 +958,7 @@ mod tests {
                     }
                 }
                 assert!(covered.iter().all(|&x| x == 1), "{m}×{n} on {threads}");
-                if m * n * k < PARALLEL_MIN_WORK {
+                if m * n * k < TEST_PARALLEL_MIN_WORK {
                     assert_eq!(chunks.count, 1);
                 }
             }
