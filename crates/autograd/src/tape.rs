@@ -525,17 +525,64 @@ impl<'a, T: Element, L: Lift<T>> Sweep<'a, T, L> {
         Ok(Some(i))
     }
 
+    /// Steps with no observer: the run of nodes that can take the light path of scalar
+    /// programs ([`Sweep::scalar_step`]), else one [`Sweep::step`]. The last node visited.
+    fn quiet_steps(&mut self) -> Result<Option<usize>> {
+        if L::NUMBERS && !self.extras.any() {
+            let mut last = None;
+            while let Some(i) = self.scalar_step() {
+                last = Some(i);
+            }
+            if last.is_some() {
+                return Ok(last);
+            }
+        }
+        self.step(|_, _, _| {})
+    }
+
+    /// [`Sweep::step`] on the light path of scalar programs (micrograd style, every value
+    /// 0-d): when the next node's adjoint is a number and its op saved only numbers, its
+    /// contributions are computed on numbers ([`Op::scalar_vjp`], the same bits as its
+    /// `vjp`) and added straight into the adjoints, with no tensor per intermediate. `None`,
+    /// leaving the node to `step`, otherwise (and when the sweep is over).
+    #[inline]
+    fn scalar_step(&mut self) -> Option<usize> {
+        let (local, g) = next_with_adjoint(&mut self.adjoints, &mut self.unvisited)?;
+        let i = self.floor + local;
+        let nodes = self.tape.nodes.borrow();
+        let node = &nodes[i];
+        let Some(contributions) = g.tensor().as_scalar().and_then(|g| node.op.scalar_vjp(g)) else {
+            self.unvisited = local + 1; // not visited: `step` takes it
+            return None;
+        };
+        if !self.keep_intermediate && !matches!(node.op, Op::Leaf) {
+            self.adjoints[local] = None; // visited: no consumer will read it again
+        }
+        for (id, d) in nodes.inputs(i).iter().zip(contributions) {
+            let Some(id) = *id else { continue };
+            let d = || self.lift.lift(None, Tensor::scalar(d));
+            match id.checked_sub(self.floor) {
+                None => self.escaped.push((id, d())),
+                Some(local) => match &mut self.adjoints[local] {
+                    slot @ None => *slot = Some(d()),
+                    Some(sum) => sum.accumulate(d()),
+                },
+            }
+        }
+        Some(i)
+    }
+
     /// Runs every remaining step; the adjoint of every node.
     fn run(mut self) -> Result<(Adjoints<L::V>, SweepExtras<T>)> {
         debug_assert_eq!(self.floor, 0, "a sweep above a floor ends with run_above");
-        while self.step(|_, _, _| {})?.is_some() {}
+        while self.quiet_steps()?.is_some() {}
         Ok((self.adjoints, self.extras))
     }
 
     /// Runs every remaining step of a sweep [above a floor](Sweep::above); the
     /// contributions that left it, in the order they were made.
     fn run_above(mut self) -> Result<Vec<(usize, L::V)>> {
-        while self.step(|_, _, _| {})?.is_some() {}
+        while self.quiet_steps()?.is_some() {}
         buffer_pool::keep_vec(std::mem::take(&mut self.adjoints));
         Ok(self.escaped)
     }
@@ -580,6 +627,9 @@ fn next_with_adjoint<'a, V>(
 pub(crate) trait Lift<T: Element> {
     /// The values the backward rules compute with.
     type V: Algebra<T> + Valued<T>;
+    /// Whether contributions may be computed on plain numbers ([`Op::scalar_vjp`]): true
+    /// for first-order backward, false where the rules must record.
+    const NUMBERS: bool;
     /// A saved tensor that is the value of node `id` (or a constant when `None`).
     fn lift(&self, id: Option<usize>, value: Tensor<T>) -> Self::V;
     /// Gives `f` node `i`'s op and inputs.
@@ -601,6 +651,7 @@ pub(crate) struct Plain;
 
 impl<T: Element> Lift<T> for Plain {
     type V = Tensor<T>;
+    const NUMBERS: bool = true;
     fn lift(&self, _: Option<usize>, value: Tensor<T>) -> Tensor<T> {
         value
     }
@@ -623,6 +674,7 @@ pub(crate) struct Recorded<'t, T: Element>(&'t Tape<T>);
 
 impl<'t, T: Element> Lift<T> for Recorded<'t, T> {
     type V = Var<'t, T>;
+    const NUMBERS: bool = false;
     fn lift(&self, id: Option<usize>, value: Tensor<T>) -> Var<'t, T> {
         Var {
             tape: self.0,
@@ -1087,6 +1139,36 @@ mod tests {
     /// makes every op of a long chain of tiny ops slower. On 64-bit targets: an op of at
     /// most 48 bytes (two 0-d saved values, or a box), the source line, two spans and the
     /// region.
+    /// A program on 0-d values, with every op of the light path: its value and the
+    /// gradients of its inputs.
+    fn light_path_program(shape: &[usize], inputs: [f64; 3]) -> (f64, Vec<u64>) {
+        let tape = Tape::<f64>::new();
+        let [a, b, c] = inputs.map(|v| tape.var(Tensor::full(shape, v)));
+        let k = tape.constant(Tensor::full(shape, 0.75));
+        let h = &(&(&a * &b) + &(&c / &a)) - &(&b * &k);
+        let h = &(&h.relu() * 2.5) + &(&(&h.tanh() - 0.5) / 3.0);
+        let h = &(&(1.0 - &h.sigmoid()) * &(-&a).exp()) + &(&(2.0 / &b) * &c.abs().ln());
+        let y = &(&h * &h) + &(&(&a - &c).relu() * &b);
+        let grads = y.backward();
+        let bits = [&a, &b, &c].map(|v| grads.wrt(v).item().to_bits());
+        (y.item(), bits.to_vec())
+    }
+
+    /// The light path of scalar programs gives the bits the tensor path gives.
+    #[test]
+    fn scalar_programs_take_the_light_path_to_the_same_bits() {
+        for inputs in [[0.7, -1.3, 2.1], [-0.4, 0.9, -1.7], [1.5, 0.2, -0.3]] {
+            let (light, light_grads) = light_path_program(&[], inputs);
+            let (tensor, tensor_grads) = light_path_program(&[1], inputs);
+            assert_eq!(light.to_bits(), tensor.to_bits(), "value at {inputs:?}");
+            assert_eq!(light_grads, tensor_grads, "gradients at {inputs:?}");
+        }
+        let tape = Tape::<f64>::new();
+        let x = tape.var(Tensor::scalar(2.0));
+        let y = &(&x * &x) / &(&x + 1.0); // x²/(x+1): 8/9 at x = 2
+        assert!((y.backward().wrt(&x).item() - 8.0 / 9.0).abs() < 1e-15);
+    }
+
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn nodes_stay_small() {

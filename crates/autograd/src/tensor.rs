@@ -178,7 +178,7 @@ impl<T: Copy> Tensor<T> {
 
     /// A 0-d tensor holding one value.
     pub fn scalar(value: T) -> Self {
-        Self::from_parts(vec![value], Shape::new())
+        Self::one(value, Shape::new())
     }
 
     /// A tensor of `shape` holding `data`.
@@ -215,6 +215,23 @@ impl<T: Copy> Tensor<T> {
         match self.storage {
             Storage::One(x) => Some(x),
             Storage::Shared(_) => None,
+        }
+    }
+
+    /// The single element, writable in place, if this tensor holds exactly one.
+    pub(crate) fn as_one_mut(&mut self) -> Option<&mut T> {
+        match &mut self.storage {
+            Storage::One(x) => Some(x),
+            Storage::Shared(_) => None,
+        }
+    }
+
+    /// The value of a 0-d tensor (`None` for any other rank, one-element ones included):
+    /// the tape's light path for scalar programs, which skips shape handling.
+    pub(crate) fn as_scalar(&self) -> Option<T> {
+        match self.storage {
+            Storage::One(x) if self.shape.is_empty() => Some(x),
+            _ => None,
         }
     }
 

@@ -171,25 +171,6 @@ impl<T: Element, N: Module<T>> BasicConvBlock<T, N> {
     }
 }
 
-impl<T: Element, N: Module<T>> BasicConvBlock<T, N> {
-    /// The branch conv3×3 → norm → ReLU → conv3×3 → norm.
-    fn try_branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
-        let out = self.conv1.try_forward(cx, x)?;
-        let out = self.norm1.try_forward(cx, &out)?;
-        let out = self.relu1.forward(cx, &out);
-        let out = self.conv2.try_forward(cx, &out)?;
-        self.norm2.try_forward(cx, &out)
-    }
-
-    /// The shortcut: `x`, or its projection.
-    fn try_shortcut<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
-        match &self.projection {
-            Some(p) => p.try_forward(cx, x),
-            None => Ok(x.clone()),
-        }
-    }
-}
-
 impl<T: Element, N: Module<T>> Module<T> for BasicConvBlock<T, N> {
     /// # Panics
     /// Where [`Module::try_forward`] returns an error, with its message.
@@ -234,12 +215,21 @@ impl<T: Element, N: Module<T>> Module<T> for BasicConvBlock<T, N> {
 }
 
 impl<T: Element, N: Module<T>> ResidualUnit<T> for BasicConvBlock<T, N> {
-    fn branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        or_panic(self.try_branch(cx, x))
+    /// The branch conv3×3 → norm → ReLU → conv3×3 → norm.
+    fn try_branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        let out = self.conv1.try_forward(cx, x)?;
+        let out = self.norm1.try_forward(cx, &out)?;
+        let out = self.relu1.forward(cx, &out);
+        let out = self.conv2.try_forward(cx, &out)?;
+        self.norm2.try_forward(cx, &out)
     }
 
-    fn shortcut<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        or_panic(self.try_shortcut(cx, x))
+    /// The shortcut: `x`, or its projection.
+    fn try_shortcut<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        match &self.projection {
+            Some(p) => p.try_forward(cx, x),
+            None => Ok(x.clone()),
+        }
     }
 
     fn post_activation(&self) -> Option<Activation> {

@@ -7,7 +7,7 @@
 
 use crate::activation::Activation;
 use crate::buffer::Buffer;
-use crate::module::{Ctx, Module};
+use crate::module::{Ctx, Module, at_caller, or_panic};
 use crate::param::Param;
 use crate::residual::ResidualUnit;
 use autograd::rand::Rng;
@@ -154,17 +154,30 @@ impl<T: Element, U: ResidualUnit<T>> StochasticDepth<U, T> {
 }
 
 impl<T: Element, U: ResidualUnit<T>> Module<T> for StochasticDepth<U, T> {
+    /// # Panics
+    /// Where [`Module::try_forward`] returns an error, with its message.
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        if cx.is_training() {
-            if self.drops_branch(cx) {
-                self.block.forward_without_branch(cx, x)
+        or_panic(self.try_forward(cx, x))
+    }
+
+    /// In training the block, or the block without its branch (one draw per call); in
+    /// evaluation `σ(S(x) + (1 − p)·F(x))`. An error (naming the caller's line) where the
+    /// block refuses `x`.
+    #[track_caller]
+    fn try_forward<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        at_caller(|| {
+            if cx.is_training() {
+                if self.drops_branch(cx) {
+                    self.block.try_forward_without_branch(cx, x)
+                } else {
+                    self.block.try_forward(cx, x)
+                }
             } else {
-                self.block.forward(cx, x)
+                let scaled = self.block.try_branch(cx, x)? * T::of(self.survival());
+                Ok(self.activate(self.block.try_shortcut(cx, x)?.try_add(&scaled)?))
             }
-        } else {
-            let scaled = self.block.branch(cx, x) * T::of(self.survival());
-            self.activate(&self.block.shortcut(cx, x) + &scaled)
-        }
+        })
     }
 
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
@@ -179,26 +192,30 @@ impl<T: Element, U: ResidualUnit<T>> Module<T> for StochasticDepth<U, T> {
 impl<T: Element, U: ResidualUnit<T>> ResidualUnit<T> for StochasticDepth<U, T> {
     /// In evaluation `(1 − p)·F(x)`; in training `F(x)` or `0·F(x)`, drawn afresh (a call
     /// to `branch` and a call to `forward` make independent draws).
-    fn branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        let f = self.block.branch(cx, x);
-        if !cx.is_training() {
+    fn try_branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        let f = self.block.try_branch(cx, x)?;
+        Ok(if !cx.is_training() {
             f * T::of(self.survival())
         } else if self.drops_branch(cx) {
             f * T::zero()
         } else {
             f
-        }
+        })
     }
 
-    fn shortcut<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        self.block.shortcut(cx, x)
+    fn try_shortcut<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        self.block.try_shortcut(cx, x)
     }
 
     fn post_activation(&self) -> Option<Activation> {
         self.block.post_activation()
     }
 
-    fn forward_without_branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        self.block.forward_without_branch(cx, x)
+    fn try_forward_without_branch<'t>(
+        &self,
+        cx: &Ctx<'t, T>,
+        x: &Var<'t, T>,
+    ) -> Result<Var<'t, T>> {
+        self.block.try_forward_without_branch(cx, x)
     }
 }

@@ -15,24 +15,57 @@ use autograd::{Element, Result, Var};
 /// unraveled view (gradient per path length) needs the branch alone, lesioning replaces
 /// `F(x)` by 0.
 pub trait ResidualUnit<T: Element = f32>: Module<T> {
-    /// The residual branch F(x).
-    fn branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T>;
+    /// The residual branch F(x), or an error (a shape the branch's layers refuse).
+    fn try_branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>>;
 
-    /// The shortcut S(x): the identity unless the block projects.
-    fn shortcut<'t>(&self, _cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        x.clone()
+    /// The residual branch F(x).
+    ///
+    /// # Panics
+    /// Where [`ResidualUnit::try_branch`] returns an error, with its message.
+    #[track_caller]
+    fn branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
+        or_panic(self.try_branch(cx, x))
+    }
+
+    /// The shortcut S(x): the identity unless the block projects (an error if the
+    /// projection refuses `x`).
+    fn try_shortcut<'t>(&self, _cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        Ok(x.clone())
+    }
+
+    /// The shortcut S(x).
+    ///
+    /// # Panics
+    /// Where [`ResidualUnit::try_shortcut`] returns an error, with its message.
+    #[track_caller]
+    fn shortcut<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
+        or_panic(self.try_shortcut(cx, x))
     }
 
     /// The activation applied after the addition, if any.
     fn post_activation(&self) -> Option<Activation>;
 
-    /// The block with its branch removed (a lesion): `σ(S(x))`.
-    fn forward_without_branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        let s = self.shortcut(cx, x);
-        match self.post_activation() {
+    /// The block with its branch removed (a lesion): `σ(S(x))`, or the shortcut's error.
+    fn try_forward_without_branch<'t>(
+        &self,
+        cx: &Ctx<'t, T>,
+        x: &Var<'t, T>,
+    ) -> Result<Var<'t, T>> {
+        let s = self.try_shortcut(cx, x)?;
+        Ok(match self.post_activation() {
             Some(a) => a.apply(&s),
             None => s,
-        }
+        })
+    }
+
+    /// The block with its branch removed (a lesion): `σ(S(x))`.
+    ///
+    /// # Panics
+    /// Where [`ResidualUnit::try_forward_without_branch`] returns an error, with its
+    /// message.
+    #[track_caller]
+    fn forward_without_branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
+        or_panic(self.try_forward_without_branch(cx, x))
     }
 }
 
@@ -106,10 +139,10 @@ impl<T: Element> Module<T> for ResidualBlock<T> {
 }
 
 impl<T: Element> ResidualUnit<T> for ResidualBlock<T> {
-    fn branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        let out = self.linear1.forward(cx, x);
+    fn try_branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        let out = self.linear1.try_forward(cx, x)?;
         let out = self.relu1.forward(cx, &out);
-        self.linear2.forward(cx, &out)
+        self.linear2.try_forward(cx, &out)
     }
 
     fn post_activation(&self) -> Option<Activation> {
@@ -143,13 +176,6 @@ impl<T: Element> ProjectionBlock<T> {
             relu2: Relu,
         }
     }
-
-    /// The branch F(x) = Linear → ReLU → Linear.
-    fn try_branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
-        let out = self.linear1.try_forward(cx, x)?;
-        let out = self.relu1.forward(cx, &out);
-        self.linear2.try_forward(cx, &out)
-    }
 }
 
 impl<T: Element> Module<T> for ProjectionBlock<T> {
@@ -179,12 +205,15 @@ impl<T: Element> Module<T> for ProjectionBlock<T> {
 }
 
 impl<T: Element> ResidualUnit<T> for ProjectionBlock<T> {
-    fn branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        or_panic(self.try_branch(cx, x))
+    /// The branch F(x) = Linear → ReLU → Linear.
+    fn try_branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        let out = self.linear1.try_forward(cx, x)?;
+        let out = self.relu1.forward(cx, &out);
+        self.linear2.try_forward(cx, &out)
     }
 
-    fn shortcut<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        self.projection.forward(cx, x)
+    fn try_shortcut<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        self.projection.try_forward(cx, x)
     }
 
     fn post_activation(&self) -> Option<Activation> {

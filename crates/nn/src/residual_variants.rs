@@ -78,25 +78,6 @@ impl<T: Element, M: Module<T>> Residual<M, T> {
     }
 }
 
-impl<T: Element, M: Module<T>> Residual<M, T> {
-    /// `s·M(x)`, the branch with its scale.
-    fn try_branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
-        let f = self.branch.try_forward(cx, x)?;
-        Ok(match self.scale {
-            Some(s) => f * T::of(s),
-            None => f,
-        })
-    }
-
-    /// `S(x)`: the identity, or the projection.
-    fn try_shortcut<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
-        match &self.projection {
-            Some(p) => p.try_forward(cx, x),
-            None => Ok(x.clone()),
-        }
-    }
-}
-
 impl<T: Element, M: Module<T>> Module<T> for Residual<M, T> {
     /// # Panics
     /// Where [`Module::try_forward`] returns an error, with its message.
@@ -135,12 +116,20 @@ impl<T: Element, M: Module<T>> Module<T> for Residual<M, T> {
 
 impl<T: Element, M: Module<T>> ResidualUnit<T> for Residual<M, T> {
     /// `s·M(x)` (the scale belongs to the branch, so a lesion removes it all).
-    fn branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        or_panic(self.try_branch(cx, x))
+    fn try_branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        let f = self.branch.try_forward(cx, x)?;
+        Ok(match self.scale {
+            Some(s) => f * T::of(s),
+            None => f,
+        })
     }
 
-    fn shortcut<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        or_panic(self.try_shortcut(cx, x))
+    /// `S(x)`: the identity, or the projection.
+    fn try_shortcut<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        match &self.projection {
+            Some(p) => p.try_forward(cx, x),
+            None => Ok(x.clone()),
+        }
     }
 
     fn post_activation(&self) -> Option<Activation> {
@@ -174,16 +163,6 @@ impl<T: Element> PreActBlock<T> {
             norm2: norm.layer(features),
             linear2: Linear::with_init(features, features, true, init, rng),
         }
-    }
-}
-
-impl<T: Element> PreActBlock<T> {
-    /// The branch `norm → ReLU → Linear → norm → ReLU → Linear`.
-    fn try_branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
-        let out = maybe_norm(&self.norm1, cx, x)?.relu();
-        let out = self.linear1.try_forward(cx, &out)?;
-        let out = maybe_norm(&self.norm2, cx, &out)?.relu();
-        self.linear2.try_forward(cx, &out)
     }
 }
 
@@ -240,8 +219,12 @@ impl<T: Element> Module<T> for PreActBlock<T> {
 }
 
 impl<T: Element> ResidualUnit<T> for PreActBlock<T> {
-    fn branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Var<'t, T> {
-        or_panic(self.try_branch(cx, x))
+    /// The branch `norm → ReLU → Linear → norm → ReLU → Linear`.
+    fn try_branch<'t>(&self, cx: &Ctx<'t, T>, x: &Var<'t, T>) -> Result<Var<'t, T>> {
+        let out = maybe_norm(&self.norm1, cx, x)?.relu();
+        let out = self.linear1.try_forward(cx, &out)?;
+        let out = maybe_norm(&self.norm2, cx, &out)?.relu();
+        self.linear2.try_forward(cx, &out)
     }
 
     fn post_activation(&self) -> Option<Activation> {

@@ -51,6 +51,20 @@ impl BinaryKind {
             BinaryKind::Minimum => "minimum",
         }
     }
+
+    /// The function on two numbers (the light path of scalar programs; the tensor forward
+    /// below applies the same functions elementwise).
+    fn apply<T: Element>(self, a: T, b: T) -> T {
+        match self {
+            BinaryKind::Add => a + b,
+            BinaryKind::Sub => a - b,
+            BinaryKind::Mul => a * b,
+            BinaryKind::Div => a / b,
+            BinaryKind::Pow => a.powf(b),
+            BinaryKind::Maximum => nan_max(a, b),
+            BinaryKind::Minimum => nan_min(a, b),
+        }
+    }
 }
 
 /// A recorded binary op. Add and sub keep the input shapes only when broadcasting made
@@ -89,6 +103,20 @@ fn unbroadcast<T: Element, V: Algebra<T>>(g: &V, broadcast: &Broadcast, k: usize
 }
 
 impl<T: Element> BinaryOp<T> {
+    /// The op of two 0-d operands `a` and `b`, saved as numbers.
+    fn save_numbers(kind: BinaryKind, a: T, b: T) -> Self {
+        let (lhs, rhs) = (Saved::Scalar(a), Saved::Scalar(b));
+        match kind {
+            BinaryKind::Add => BinaryOp::Add { broadcast: None },
+            BinaryKind::Sub => BinaryOp::Sub { broadcast: None },
+            BinaryKind::Mul => BinaryOp::Mul { lhs, rhs },
+            BinaryKind::Div => BinaryOp::Div { lhs, rhs },
+            BinaryKind::Pow => BinaryOp::Pow { lhs, rhs },
+            BinaryKind::Maximum => BinaryOp::Maximum { lhs, rhs },
+            BinaryKind::Minimum => BinaryOp::Minimum { lhs, rhs },
+        }
+    }
+
     fn save(kind: BinaryKind, lhs: &Tensor<T>, rhs: &Tensor<T>) -> Self {
         let broadcast = || {
             (lhs.shape() != rhs.shape()).then(|| {
@@ -221,6 +249,29 @@ impl<T: Element> BinaryOp<T> {
                     cx.send(1, g.mul_fn_of(&share, |s| s).into_sum_to(rhs.shape()));
                 }
             }
+        }
+    }
+}
+
+impl<T: Element> BinaryOp<T> {
+    /// [`BinaryOp::vjp`] on plain numbers, for a 0-d output whose saved operands are 0-d
+    /// (the light path of scalar programs): the contributions to both inputs, computed with
+    /// the same operations in the same order as `vjp`, so the same bits. `None` for any
+    /// other op or shape.
+    #[inline]
+    pub fn scalar_vjp(&self, g: T) -> Option<[T; 2]> {
+        match self {
+            BinaryOp::Add { broadcast: None } => Some([g, g]),
+            BinaryOp::Sub { broadcast: None } => Some([g, -g]),
+            BinaryOp::Mul {
+                lhs: Saved::Scalar(a),
+                rhs: Saved::Scalar(b),
+            } => Some([g * *b, g * *a]),
+            BinaryOp::Div {
+                lhs: Saved::Scalar(a),
+                rhs: Saved::Scalar(b),
+            } => Some([g / *b, -((g * *a) / (*b * *b))]),
+            _ => None,
         }
     }
 }
@@ -373,6 +424,10 @@ impl<T: Element> Tensor<T> {
         rhs: &Tensor<T>,
         f: impl Fn(T, T) -> T,
     ) -> Result<Tensor<T>> {
+        if let (Some(a), Some(b)) = (self.as_scalar(), rhs.as_scalar()) {
+            // Two 0-d values (scalar programs): nothing to broadcast.
+            return Ok(Tensor::scalar(f(a, b)));
+        }
         let shape = broadcast_shapes(op, self.shape(), rhs.shape())?;
         if let (Some(a), Some(b)) = (self.as_one(), rhs.as_one()) {
             // One element each: no buffer at all.
@@ -453,8 +508,13 @@ impl<T: Element> Tensor<T> {
 }
 
 /// `acc += x` in place (same shape); copies `acc`'s buffer first only if it is shared.
+#[inline]
 pub(crate) fn add_assign<T: Element>(acc: &mut Tensor<T>, x: &Tensor<T>) {
     debug_assert_eq!(acc.shape(), x.shape());
+    if let (Some(a), Some(b)) = (acc.as_one_mut(), x.as_one()) {
+        *a += b;
+        return;
+    }
     for (a, &b) in acc.data_mut().iter_mut().zip(x.data()) {
         *a += b;
     }
@@ -464,6 +524,12 @@ impl<'t, T: Element> Var<'t, T> {
     #[track_caller]
     fn binary_op(&self, rhs: &Var<'t, T>, kind: BinaryKind) -> Result<Var<'t, T>> {
         self.same_tape(kind.name(), &[rhs])?;
+        if let (Some(a), Some(b)) = (self.value.as_scalar(), rhs.value.as_scalar()) {
+            // Two 0-d values (scalar programs): a number out, numbers saved.
+            let value = Tensor::scalar(kind.apply(a, b));
+            let op = || Op::Binary(BinaryOp::save_numbers(kind, a, b));
+            return Ok(self.tape.record(&[self, rhs], value, op));
+        }
         let value = self.value.binary_op(&rhs.value, kind)?;
         Ok(self.tape.record(&[self, rhs], value, || {
             Op::Binary(BinaryOp::save(kind, &self.value, &rhs.value))

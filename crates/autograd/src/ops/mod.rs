@@ -114,6 +114,23 @@ impl<T: Element> Op<T> {
     }
 }
 
+impl<T: Element> Op<T> {
+    /// The light path of scalar programs (micrograd style, every value 0-d): when the
+    /// adjoint `g` and the op's saved values are plain numbers, the contributions to inputs
+    /// 0 and 1 (a unary op uses the first), computed on numbers with the same operations in
+    /// the same order as [`Op::vjp`], so the same bits — without building a tensor per
+    /// intermediate. `None`: the node takes `vjp`.
+    #[inline]
+    pub fn scalar_vjp(&self, g: T) -> Option<[T; 2]> {
+        match self {
+            Op::Leaf => Some([T::zero(); 2]), // no inputs: nothing is sent
+            Op::Binary(op) => op.scalar_vjp(g),
+            Op::Unary(op) => op.scalar_vjp(g).map(|d| [d, T::zero()]),
+            _ => None,
+        }
+    }
+}
+
 /// A tensor an op keeps for its backward. A 0-d value (one number, no shape) is kept as
 /// the number: saving it copies no shape and keeps the op small. Any other tensor is boxed,
 /// its data shared, never copied.
@@ -233,6 +250,7 @@ impl<T: Element> Algebra<T> for Tensor<T> {
     fn shape(&self) -> &[usize] {
         Tensor::shape(self)
     }
+    #[inline]
     fn accumulate(&mut self, other: Self) {
         binary::add_assign(self, &other);
     }

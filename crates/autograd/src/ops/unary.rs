@@ -196,11 +196,7 @@ impl<T: Element> UnaryOp<T> {
                     T::zero()
                 }
             }),
-            // [y > 0], except that NaN passes the gradient on (PyTorch's rule: the mask is
-            // `y <= 0 ? 0 : 1`).
-            UnaryOp::Relu { out } => g.mul_fn_of(&out.to_tensor(), |v| {
-                if v <= T::zero() { T::zero() } else { T::one() }
-            }),
+            UnaryOp::Relu { out } => g.mul_fn_of(&out.to_tensor(), relu_step),
             UnaryOp::LeakyRelu { x, slope } => g.mul_fn_of(&x.to_tensor(), |v| {
                 if v > T::zero() { T::one() } else { *slope }
             }),
@@ -229,6 +225,49 @@ impl<T: Element> UnaryOp<T> {
         };
         cx.send(0, dx);
     }
+}
+
+impl<T: Element> UnaryOp<T> {
+    /// [`UnaryOp::vjp`] on plain numbers, for a 0-d value whose saved tensor is 0-d (the
+    /// light path of scalar programs): the contribution to the input, computed with the
+    /// same operations in the same order as `vjp`, so the same bits. `None` for the ops
+    /// left to `vjp`.
+    #[inline]
+    pub fn scalar_vjp(&self, g: T) -> Option<T> {
+        let one = T::one();
+        Some(match self {
+            UnaryOp::Scalar { op, x } => match (op, x) {
+                (ScalarOp::Add(_), _) => g,
+                (ScalarOp::Mul(c), _) => g * *c,
+                (ScalarOp::Div(c), _) => g / *c,
+                (ScalarOp::RSub(_) | ScalarOp::Neg, _) => -g,
+                (ScalarOp::RDiv(c), Some(Saved::Scalar(x))) => (g / (*x * *x)) * -*c,
+                (ScalarOp::RDiv(_), _) => return None,
+            },
+            UnaryOp::Exp {
+                out: Saved::Scalar(y),
+            } => g * *y,
+            UnaryOp::Ln {
+                x: Saved::Scalar(x),
+            } => g / *x,
+            UnaryOp::Relu {
+                out: Saved::Scalar(y),
+            } => g * relu_step(*y),
+            UnaryOp::Sigmoid {
+                out: Saved::Scalar(y),
+            } => g * (*y * (one - *y)),
+            UnaryOp::Tanh {
+                out: Saved::Scalar(y),
+            } => g * (one - *y * *y),
+            _ => return None,
+        })
+    }
+}
+
+/// ReLU's derivative from its output: [y > 0], except that NaN passes the gradient on
+/// (PyTorch's rule: the mask is `y <= 0 ? 0 : 1`).
+fn relu_step<T: Element>(y: T) -> T {
+    if y <= T::zero() { T::zero() } else { T::one() }
 }
 
 fn sigmoid<T: Element>(x: T) -> T {

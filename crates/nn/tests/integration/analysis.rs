@@ -1,7 +1,7 @@
 //! The unraveled view (gradient per path length) against the tape's full gradient and
 //! against a brute-force enumeration of the 2ⁿ paths; lesioning.
 
-use autograd::{Tape, Tensor, Var, seeded_rng};
+use autograd::{Result, Tape, Tensor, Var, seeded_rng};
 use nn::analysis::{
     block_outputs, lesioned_loss, lesioned_output, path_gradients, path_gradients_mse,
     single_lesion_losses,
@@ -34,14 +34,14 @@ impl Module<f64> for SumBlock {
 }
 
 impl ResidualUnit<f64> for SumBlock {
-    fn branch<'t>(&self, cx: &Ctx<'t, f64>, x: &Var<'t, f64>) -> Var<'t, f64> {
-        let h = self.linear1.forward(cx, x).relu();
-        self.linear2.forward(cx, &h)
+    fn try_branch<'t>(&self, cx: &Ctx<'t, f64>, x: &Var<'t, f64>) -> Result<Var<'t, f64>> {
+        let h = self.linear1.try_forward(cx, x)?.relu();
+        self.linear2.try_forward(cx, &h)
     }
-    fn shortcut<'t>(&self, cx: &Ctx<'t, f64>, x: &Var<'t, f64>) -> Var<'t, f64> {
+    fn try_shortcut<'t>(&self, cx: &Ctx<'t, f64>, x: &Var<'t, f64>) -> Result<Var<'t, f64>> {
         match &self.projection {
-            Some(p) => p.forward(cx, x),
-            None => x.clone(),
+            Some(p) => p.try_forward(cx, x),
+            None => Ok(x.clone()),
         }
     }
     fn post_activation(&self) -> Option<Activation> {

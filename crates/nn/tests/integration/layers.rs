@@ -381,6 +381,28 @@ fn stochastic_depth_gradients_match_finite_differences() {
 }
 
 #[test]
+fn stochastic_depth_returns_the_blocks_shape_error_in_training_and_evaluation() {
+    let mut rng = seeded_rng(12);
+    let block = StochasticDepth::new(ProjectionBlock::<f64>::new(3, 4, Init::he(), &mut rng), 0.5);
+    let tape = Tape::new();
+    let wrong = Tensor::<f64>::zeros(&[2, 5]);
+    for seed in 0..8 {
+        // Dropped or kept, a training step refuses the width through the block.
+        let cx = Ctx::train(&tape, seed);
+        let err = block
+            .try_forward(&cx, &cx.input(wrong.clone()))
+            .unwrap_err();
+        assert!(err.to_string().contains("[2, 5]"), "{err}");
+    }
+    let eval = Ctx::eval(&tape);
+    let x = eval.input(wrong);
+    assert!(block.try_forward(&eval, &x).is_err());
+    assert!(block.try_branch(&eval, &x).is_err());
+    assert!(block.try_shortcut(&eval, &x).is_err());
+    assert!(block.try_forward_without_branch(&eval, &x).is_err());
+}
+
+#[test]
 fn residual_wrapper_is_shortcut_plus_scaled_branch() {
     let mut rng = seeded_rng(13);
     let branch = Sequential::new()
