@@ -61,6 +61,9 @@ struct Span {
 }
 
 impl Span {
+    /// No entries (the dimensions of a 0-d value).
+    const EMPTY: Span = Span { start: 0, len: 0 };
+
     /// Appends `items` to `list`; where they went.
     fn append<V>(list: &mut Vec<V>, items: impl IntoIterator<Item = V>) -> Span {
         let start = list.len();
@@ -111,7 +114,10 @@ impl<T> Nodes<T> {
         region: u32,
     ) -> usize {
         let inputs = Span::append(&mut self.input_ids, inputs);
-        let shape = Span::append(&mut self.dims, shape.iter().copied());
+        let shape = match shape {
+            [] => Span::EMPTY, // a 0-d value: nothing to append
+            dims => Span::append(&mut self.dims, dims.iter().copied()),
+        };
         self.nodes.push(Node {
             op,
             at,
@@ -797,6 +803,7 @@ impl<'t, T: Element> Var<'t, T> {
 
     /// Checks that every operand lives on this `Var`'s tape.
     #[track_caller]
+    #[inline]
     pub(crate) fn same_tape(&self, op: &'static str, others: &[&Var<'_, T>]) -> Result<()> {
         match others.iter().find(|o| !std::ptr::eq(self.tape, o.tape)) {
             None => Ok(()),

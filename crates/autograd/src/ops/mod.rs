@@ -316,7 +316,11 @@ impl<T: Element> Algebra<T> for Tensor<T> {
         self.sum_axes(axes, true)
     }
     fn broadcast_to(&self, shape: &[usize]) -> Self {
-        Tensor::broadcast_to(self, shape)
+        match self.as_one() {
+            // The adjoint of a sum or mean to one number: a fill, not a strided walk.
+            Some(x) => Tensor::full(shape, x),
+            None => Tensor::broadcast_to(self, shape),
+        }
     }
     fn reshape(&self, shape: &[usize]) -> Self {
         Tensor::reshape(self, shape)
