@@ -1,5 +1,11 @@
 //! Shared pieces of the fuzz targets: the module the parameter-file loader is fuzzed on, and
-//! the property every input must satisfy.
+//! the property every input must satisfy; and the op-program interpreter of the `ops` target.
+
+/// The generator, interpreter and property of the `ops` target: autograd's integration
+/// tests own it (their proptest runs the same programs in CI), and this crate, which is
+/// never published, includes it from there by path instead of keeping a copy.
+#[path = "../../crates/autograd/tests/integration/op_program.rs"]
+pub mod op_program;
 
 use autograd::{Element, seeded_rng};
 use nn::io::{LoadOptions, from_bytes, from_bytes_with, to_bytes};

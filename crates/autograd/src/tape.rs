@@ -509,7 +509,15 @@ impl<'a, T: Element, L: Lift<T>> Sweep<'a, T, L> {
         if extras {
             self.extras.at_node(self.tape, &self.lift, i, g)?;
         }
-        let sends = vjp(self.tape, &self.lift, i, g)?;
+        // An adjoint that holds no element sends nothing: each contribution would be zero
+        // (an input without one gets zeros), and some rules would first build a
+        // non-empty intermediate from the other dimensions of an empty tensor, which may
+        // be enormous (softmax's sum along its axis of a [2⁴⁰, 0] gradient).
+        let sends = if crate::shape::numel(g.shape()) == 0 {
+            Sends::new()
+        } else {
+            vjp(self.tape, &self.lift, i, g)?
+        };
         if extras {
             self.extras.sent(self.tape, i, &sends)?;
         }

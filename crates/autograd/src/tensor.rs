@@ -535,15 +535,15 @@ impl<T: fmt::Display + Copy> fmt::Display for Tensor<T> {
             };
             let step = numel(rest);
             write!(f, "[")?;
-            for i in 0..n {
-                if n > 6 && i == 3 {
-                    write!(f, ", …")?;
-                }
-                if n > 6 && (3..n - 3).contains(&i) {
-                    continue;
-                }
-                if i > 0 {
+            // Only the entries shown are visited: an empty tensor's leading dimension may
+            // be enormous.
+            let (head, tail) = if n > 6 { (3, n - 3) } else { (n, n) };
+            for (k, i) in (0..head).chain(tail..n).enumerate() {
+                if k > 0 {
                     write!(f, ", ")?;
+                }
+                if i == tail && tail > head {
+                    write!(f, "…, ")?;
                 }
                 go(f, &data[i * step..(i + 1) * step], rest)?;
             }
@@ -643,6 +643,18 @@ mod tests {
             vec![1.0f32],
             Shape::from_slice(&[1, 3, 0xAAAA_AAAA_AAAA_AAAB]),
         );
+    }
+
+    #[test]
+    fn display_shows_at_most_six_entries_per_axis() {
+        let t = Tensor::<f64>::arange(10);
+        assert_eq!(t.to_string(), "[0, 1, 2, …, 7, 8, 9]");
+        let m = Tensor::<f64>::arange(6).reshape(&[2, 3]);
+        assert_eq!(format!("{m:.1}"), "[[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]");
+        assert_eq!(Tensor::<f32>::zeros(&[0]).to_string(), "[]");
+        // An empty tensor with an enormous leading dimension prints at once.
+        let empty = Tensor::<f32>::zeros(&[1 << 40, 0]);
+        assert_eq!(empty.to_string(), "[[], [], [], …, [], [], []]");
     }
 
     #[test]

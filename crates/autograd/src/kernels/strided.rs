@@ -163,13 +163,17 @@ pub(crate) fn permute<T: Copy>(
 }
 
 /// Splits a shape around `axis` into (outer, len, inner) element counts, so that a
-/// contiguous tensor is an `[outer, len, inner]` block.
+/// contiguous tensor is an `[outer, len, inner]` block — with `outer = 0` for a tensor
+/// that holds no element: its blocks are all empty, and a loop over `outer` must not count
+/// through the enormous dimensions an empty tensor may have (`[2⁴⁰, 0]` has 2⁴⁰ empty
+/// rows, hours of doing nothing).
 pub(crate) fn split_at_axis(shape: &[usize], axis: usize) -> (usize, usize, usize) {
-    (
-        numel(&shape[..axis]),
-        shape[axis],
-        numel(&shape[axis + 1..]),
-    )
+    let outer = if shape.contains(&0) {
+        0
+    } else {
+        numel(&shape[..axis])
+    };
+    (outer, shape[axis], numel(&shape[axis + 1..]))
 }
 
 #[cfg(test)]

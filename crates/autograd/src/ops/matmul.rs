@@ -217,6 +217,11 @@ fn try_matmul_t<T: Element>(a: &Tensor<T>, ta: bool, b: &Tensor<T>, tb: bool) ->
     let mut out = output_buffer("matmul", &shape)?;
     let ((m, k), (_, n)) = (dims(a.shape(), ta), dims(b.shape(), tb));
     let len = numel(&shape);
+    if len == 0 {
+        // Nothing to write, and no GEMM to run: the batch may count enormously many empty
+        // matrices (`[2, 2³², 0, 2]·[2, 2³², 0, 2]ᵀ` would loop 2³³ times).
+        return Ok(Tensor::from_parts(out, shape));
+    }
     let batch = &shape[..shape.len() - 2];
     let (ba, bb) = (&a.shape()[..a.rank() - 2], &b.shape()[..b.rank() - 2]);
     // The `i`-th matrix of each operand (`m · k` and `k · n` elements each; the offsets fit:
@@ -335,7 +340,8 @@ fn linear<T: Element>(
     };
     let mut out = output_buffer("linear", &shape)?;
     let len = numel(&shape); // rows · out_f, checked by `output_buffer`
-    // The bias is added as the product is written (no separate pass over the output).
+    // The bias is added as the product is written (no separate pass over the output; no
+    // row visited when there is no output feature, though `rows` may then be enormous).
     gemm_uninit_bias(
         lhs,
         rhs,

@@ -453,7 +453,12 @@ fn concat_shape<'a>(
 #[track_caller]
 fn concat<T: Element>(parts: &[&Tensor<T>], axis: usize, shape: Shape) -> Result<Tensor<T>> {
     let mut out = output_buffer("concat", &shape)?;
-    let outer = numel(&shape[..axis]);
+    // No element, no block to copy (and no count through empty blocks).
+    let outer = if numel(&shape) == 0 {
+        0
+    } else {
+        numel(&shape[..axis])
+    };
     for o in 0..outer {
         for p in parts {
             let block = p.shape()[axis] * numel(&p.shape()[axis + 1..]);

@@ -10,6 +10,8 @@ mod inspect;
 mod misuse;
 mod nan;
 mod numerics;
+mod op_program;
+mod op_programs;
 mod random_graphs;
 mod sizes;
 mod steps;

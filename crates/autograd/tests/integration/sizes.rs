@@ -161,6 +161,21 @@ fn ops_whose_output_shape_overflows_return_an_error() {
     size_overflow(vx.try_mul(&vy), "mul");
 }
 
+/// A batch of 2³³ empty matrices is an empty product at once, not 2³³ empty GEMMs (the
+/// op fuzzer's `hang-matmul-of-enormous-empty-batch.bin`).
+#[test]
+fn a_product_of_enormous_empty_batches_runs_no_gemm() {
+    let a = empty(&[2, 1 << 32, 0, 2]);
+    let start = std::time::Instant::now();
+    let p = a.try_matmul_t(false, &a, true).expect("an empty product");
+    assert_eq!(p.shape(), &[2, 1 << 32, 0, 0]);
+    // [0, 2]·[2, 0] is [0, 0] in each of the 2³³ matrices; broadcast batches too.
+    let b = empty(&[1, 1 << 32, 2, 0]);
+    assert_eq!(a.matmul(&b).shape(), &[2, 1 << 32, 0, 0]);
+    // 2³³ loop iterations take seconds even in release builds; none are run.
+    assert!(start.elapsed() < std::time::Duration::from_secs(2));
+}
+
 #[test]
 fn index_arithmetic_never_wraps() {
     let tape = Tape::<f64>::new();
