@@ -41,6 +41,26 @@ pub fn f32_peak_gflops(threads: usize) -> Option<f64> {
     })
 }
 
+/// The best f32 multiply-add rate of one thread over `samples` short measurements (about
+/// 5 ms each), in GFLOP/s; `None` where the loop cannot run. On a machine other programs
+/// share, a long measurement is likely to be interrupted and read low; a short one often
+/// runs whole, and the best of several estimates the core's rate. (Divide a kernel's best
+/// time by this, or its typical time by [`f32_peak_gflops`].)
+///
+/// ```
+/// if let Some(peak) = wengert::machine_peak::f32_peak_gflops_best_of(3) {
+///     assert!(peak > 1.0);
+/// }
+/// ```
+pub fn f32_peak_gflops_best_of(samples: usize) -> Option<f64> {
+    let iterations = 1_000_000;
+    fma_seconds(iterations)?; // clock ramp
+    (0..samples.max(1))
+        .map(|_| fma_seconds(iterations))
+        .map(|s| s.map(|s| (iterations * CHAINS * 8 * 2) as f64 / s / 1e9))
+        .try_fold(0f64, |best, rate| rate.map(|r| best.max(r)))
+}
+
 /// Runs `iterations` rounds of `CHAINS` 8-lane FMAs; the time taken, or `None` when the
 /// CPU cannot.
 fn fma_seconds(iterations: usize) -> Option<f64> {

@@ -10,10 +10,11 @@
 //! `--impl user` is the README's training loop (`nn::value_and_grad` and `nn::Sgd`),
 //! `fused` the step written by hand for speed, `manual` `nn::manual`'s layer-by-layer
 //! reference. `--warmup` steps (at least 1: the first step gives the initial loss) run
-//! before the `--steps` timed ones.
+//! before the `--steps` timed ones. `--kernel gemm-crate` computes f32 products with the
+//! `gemm` crate instead of autograd's own kernel (docs/gemm-choice.md compares the two).
 
 use std::time::Instant;
-use wengert::autograd::set_num_threads;
+use wengert::autograd::{F32Kernel, set_f32_kernel, set_num_threads};
 use wengert::workloads::fused::FusedResMlp;
 use wengert::workloads::{ResMlp, UserLoop, manual_blocks, manual_step};
 
@@ -23,6 +24,7 @@ struct Options {
     threads: usize,
     warmup: usize,
     steps: usize,
+    kernel: F32Kernel,
 }
 
 fn parse() -> Result<Options, String> {
@@ -32,6 +34,7 @@ fn parse() -> Result<Options, String> {
         threads: 1,
         warmup: 3,
         steps: 20,
+        kernel: F32Kernel::Own,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -57,6 +60,13 @@ fn parse() -> Result<Options, String> {
             "--threads" => options.threads = number()?,
             "--warmup" => options.warmup = number()?.max(1),
             "--steps" => options.steps = number()?,
+            "--kernel" => {
+                options.kernel = match value.as_str() {
+                    "own" => F32Kernel::Own,
+                    "gemm-crate" => F32Kernel::GemmCrate,
+                    _ => return Err(format!("--kernel {value}: own or gemm-crate")),
+                }
+            }
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -85,6 +95,7 @@ fn main() {
         std::process::exit(2)
     });
     set_num_threads(o.threads);
+    set_f32_kernel(o.kernel);
     let size = o.size;
     let (initial, times) = match o.implementation.as_str() {
         "user" => {

@@ -311,7 +311,7 @@ pub fn run(config: &Config, progress: &Progress) -> VariantsChapter {
             let mut curve = Vec::new();
             // cell: experiment
             let mut observe = |step: usize| {
-                if first && step % eval_every == 0 {
+                if first && step.is_multiple_of(eval_every) {
                     // Both sets in evaluation mode: no blocks dropped, running statistics.
                     curve.push((
                         step as f64,

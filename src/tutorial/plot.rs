@@ -316,10 +316,10 @@ impl Panel {
         scale: Scale,
         coord: fn(&(f64, f64)) -> f64,
     ) -> Range<f64> {
-        if let Some((lo, hi)) = limits {
-            if let (Some(lo), Some(hi)) = (to_axis(lo, scale), to_axis(hi, scale)) {
-                return lo..hi;
-            }
+        if let Some((lo, hi)) = limits
+            && let (Some(lo), Some(hi)) = (to_axis(lo, scale), to_axis(hi, scale))
+        {
+            return lo..hi;
         }
         let (lo, hi) = self
             .extent_points()

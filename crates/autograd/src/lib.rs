@@ -54,6 +54,8 @@ pub use element::Element;
 pub use error::{AnomalyPhase, Caller, Dims, Error, Result};
 pub use gradcheck::{GradcheckOptions, GradcheckReport, Mismatch, gradcheck, gradgradcheck};
 pub use inspect::{MemoryReport, MemoryUse, SegmentUse, Table, ValueSummary};
+#[doc(hidden)]
+pub use kernels::{F32Kernel, bench_gemm_f32, set_f32_kernel};
 pub use kernels::{num_threads, set_num_threads};
 pub use ops::{GeluApproximation, Mask};
 pub use rand;

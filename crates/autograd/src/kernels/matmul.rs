@@ -1,9 +1,12 @@
-//! Matrix products through the `gemm` crate (see the README for why this crate).
+//! Matrix products: f32 through this crate's own kernel ([`super::sgemm`]), f64 through
+//! the `gemm` crate (see the README for why).
 //!
 //! Transposed operands are passed to the GEMM as strides, never materialised.
 
+use super::sgemm::{self, Init};
 use crate::element::Element;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::any::TypeId;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 /// The signature of the `gemm` family's kernels: `m, n, k, dst, dst_cs, dst_rs, read_dst,
 /// lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, alpha, beta, conj_dst, conj_lhs, conj_rhs,
@@ -51,9 +54,69 @@ pub fn num_threads() -> usize {
     }
 }
 
-/// Products smaller than this many multiply-adds run on one thread: spreading them costs
-/// more than it saves.
-const PARALLEL_MIN_WORK: usize = 1 << 23;
+/// Which kernel computes f32 products. For benchmarks that compare them (the choice is
+/// measured in docs/gemm-choice.md); not part of the stable API.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum F32Kernel {
+    /// This crate's kernel (`kernels::sgemm`), threaded on Rayon's pool.
+    Own,
+    /// The `gemm` crate's kernel on its own (Rayon) threads, as f64 products run.
+    GemmCrate,
+}
+
+static F32_KERNEL: AtomicU8 = AtomicU8::new(0);
+
+/// Chooses the kernel of every later f32 product (all threads). For benchmarks.
+#[doc(hidden)]
+pub fn set_f32_kernel(kernel: F32Kernel) {
+    F32_KERNEL.store(kernel as u8, Ordering::Relaxed);
+}
+
+/// The kernel f32 products use now.
+fn f32_kernel() -> F32Kernel {
+    match F32_KERNEL.load(Ordering::Relaxed) {
+        0 => F32Kernel::Own,
+        _ => F32Kernel::GemmCrate,
+    }
+}
+
+/// `out = op(a) · op(b)` for row-major f32 data (`a` stored `m × k`, or `k × m` when
+/// `a_t`; `b` stored `k × n`, or `n × k` when `b_t`) on at most `threads` threads, with
+/// the kernel [`set_f32_kernel`] chose: the product alone, for benchmarks.
+///
+/// # Panics
+/// When the slices do not hold the dimensions' elements.
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
+pub fn bench_gemm_f32(
+    a: &[f32],
+    a_t: bool,
+    b: &[f32],
+    b_t: bool,
+    (m, k, n): (usize, usize, usize),
+    out: &mut [f32],
+    threads: usize,
+) {
+    let operand = |data, rows, cols, transposed| Operand {
+        data,
+        rows,
+        cols,
+        transposed,
+    };
+    gemm_threads(
+        operand(a, m, k, a_t),
+        operand(b, k, n, b_t),
+        out,
+        false,
+        threads,
+    );
+}
+
+/// Products smaller than this many multiply-adds run on one thread, whichever kernel
+/// computes them: spreading them over Rayon's threads was measured to cost more than it
+/// saves (docs/performance.md).
+pub(crate) const PARALLEL_MIN_WORK: usize = 1 << 23;
 
 /// A row-major matrix operand: `rows × cols` as used in the product, stored either as is
 /// (`transposed = false`, row stride `cols`) or as its transpose (stored `cols × rows`).
@@ -93,16 +156,6 @@ fn stride(dim: usize) -> isize {
     isize::try_from(dim).unwrap_or_else(|_| panic!("gemm: dimension {dim} exceeds isize::MAX"))
 }
 
-/// `out = a · b` (or `out += a · b` when `accumulate`), `out` row-major `a.rows × b.cols`.
-pub(crate) fn gemm<T: Element>(
-    a: Operand<'_, T>,
-    b: Operand<'_, T>,
-    out: &mut [T],
-    accumulate: bool,
-) {
-    gemm_threads(a, b, out, accumulate, num_threads());
-}
-
 /// `out = a · b` into a buffer that need not be initialised: the GEMM writes every element
 /// without reading any (no zero-fill before the product).
 ///
@@ -113,24 +166,52 @@ pub(crate) fn gemm_uninit<T: Element>(
     b: Operand<'_, T>,
     out: &mut [std::mem::MaybeUninit<T>],
 ) {
+    gemm_uninit_bias(a, b, out, None)
+}
+
+/// `out = a · b + bias` (`bias`, one value per column of the product, added to every row)
+/// into a buffer that need not be initialised; without a bias as [`gemm_uninit`].
+///
+/// # Panics
+/// As [`gemm_raw`] when the dimensions do not fit the slices, or when the bias does not
+/// hold one value per column.
+pub(crate) fn gemm_uninit_bias<T: Element>(
+    a: Operand<'_, T>,
+    b: Operand<'_, T>,
+    out: &mut [std::mem::MaybeUninit<T>],
+    bias: Option<&[T]>,
+) {
+    let init = match bias {
+        Some(bias) => {
+            assert!(
+                bias.len() == b.cols,
+                "gemm: a bias of {} values for a product of {} columns",
+                bias.len(),
+                b.cols
+            );
+            Init::Bias(bias)
+        }
+        None => Init::Overwrite,
+    };
     // SAFETY: preconditions of `gemm_raw` (see there): `out` is an exclusively borrowed
     // slice, valid for writes of `out.len()` elements of `T` (`MaybeUninit<T>` has `T`'s
-    // layout) and not aliasing `a` or `b` (shared borrows); with `accumulate = false` it is
-    // never read, so it need not be initialised (the `gemm` crate ignores alpha and never
-    // reads the destination when `read_dst` is false; for k = 0 `gemm_raw` writes zeros).
+    // layout) and not aliasing `a`, `b` or the bias (shared borrows); with `Overwrite` or
+    // `Bias` it is never read, so it need not be initialised; a bias holds one value per
+    // column (asserted above).
     unsafe {
         gemm_raw(
             a,
             b,
             out.as_mut_ptr().cast::<T>(),
             out.len(),
-            false,
+            init,
             num_threads(),
         )
     }
 }
 
-/// [`gemm`] on at most `threads` threads (1: on the calling thread only, for callers that
+/// `out = a · b` (or `out += a · b` when `accumulate`), `out` row-major
+/// `a.rows × b.cols`, on at most `threads` threads (1: on the calling thread only, for callers that
 /// already run several products in parallel).
 ///
 /// # Panics
@@ -142,17 +223,24 @@ pub(crate) fn gemm_threads<T: Element>(
     accumulate: bool,
     threads: usize,
 ) {
+    let init = if accumulate {
+        Init::Accumulate
+    } else {
+        Init::Overwrite
+    };
     // SAFETY: preconditions of `gemm_raw`: `out` is a valid, initialised, exclusively
     // borrowed slice of `out.len()` elements, so it is writable, readable when
-    // `accumulate` is set, and does not alias `a` or `b` (shared borrows).
-    unsafe { gemm_raw(a, b, out.as_mut_ptr(), out.len(), accumulate, threads) }
+    // accumulating, and does not alias `a` or `b` (shared borrows).
+    unsafe { gemm_raw(a, b, out.as_mut_ptr(), out.len(), init, threads) }
 }
 
-/// The one call into the `gemm` crate.
+/// The one place products are computed: checks the dimensions, then calls the f32 kernel
+/// or the `gemm` crate's f64 kernel.
 ///
 /// # Safety
-/// `out` must be valid for writes of `out_len` elements, not alias `a` or `b`, and be
-/// initialised when `accumulate` is set (it is read then).
+/// `out` must be valid for writes of `out_len` elements, not alias `a`, `b` or the bias,
+/// and be initialised for `Init::Accumulate` (it is read then); a bias holds `b.cols`
+/// values.
 ///
 /// # Panics
 /// Unless the dimensions fit the slices — `a.cols = b.rows`, `out_len = m · n`,
@@ -164,7 +252,7 @@ unsafe fn gemm_raw<T: Element>(
     b: Operand<'_, T>,
     out: *mut T,
     out_len: usize,
-    accumulate: bool,
+    init: Init<'_, T>,
     threads: usize,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
@@ -186,6 +274,43 @@ unsafe fn gemm_raw<T: Element>(
     if m == 0 || n == 0 {
         return;
     }
+    if TypeId::of::<T>() == TypeId::of::<f32>() && f32_kernel() == F32Kernel::Own {
+        // SAFETY: `T` is `f32` (same type id), so every cast below is the identity; then
+        // `sgemm`'s preconditions: the operands hold `m·k` and `k·n` elements with
+        // `a.cols = b.rows` (asserted above, checked arithmetic), and `out`, the bias
+        // and the initialisation are as this function's contract requires.
+        unsafe {
+            let f32s = |op: Operand<'_, T>| Operand {
+                data: std::slice::from_raw_parts(op.data.as_ptr().cast::<f32>(), op.data.len()),
+                rows: op.rows,
+                cols: op.cols,
+                transposed: op.transposed,
+            };
+            let init = match init {
+                Init::Overwrite => Init::Overwrite,
+                Init::Accumulate => Init::Accumulate,
+                Init::Bias(bias) => Init::Bias(std::slice::from_raw_parts(
+                    bias.as_ptr().cast::<f32>(),
+                    bias.len(),
+                )),
+            };
+            sgemm::sgemm(f32s(a), f32s(b), out.cast::<f32>(), init, threads);
+        }
+        return;
+    }
+    let accumulate = match init {
+        Init::Accumulate => true,
+        Init::Overwrite => false,
+        Init::Bias(bias) => {
+            for row in 0..m {
+                // SAFETY: row `row < m` of `out` is `n` elements inside the `out_len =
+                // m·n` the caller guarantees writable, and the bias holds `n` values
+                // (contract); the destination does not alias the bias.
+                unsafe { std::ptr::copy_nonoverlapping(bias.as_ptr(), out.add(row * n), n) };
+            }
+            true
+        }
+    };
     if k == 0 {
         if !accumulate {
             for i in 0..out_len {
@@ -269,6 +394,10 @@ unsafe fn gemm_raw<T: Element>(
 mod tests {
     use super::*;
 
+    fn gemm<T: Element>(a: Operand<'_, T>, b: Operand<'_, T>, out: &mut [T], accumulate: bool) {
+        gemm_threads(a, b, out, accumulate, num_threads());
+    }
+
     fn naive(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
         let mut c = vec![0.0; m * n];
         for i in 0..m {
@@ -328,7 +457,7 @@ mod tests {
 
     /// One test per precondition of the `unsafe` GEMM call: the safe wrappers check each
     /// (with checked arithmetic) and panic instead of reading or writing out of bounds.
-    fn operand(data: &[f64], rows: usize, cols: usize) -> Operand<'_, f64> {
+    fn operand<T>(data: &[T], rows: usize, cols: usize) -> Operand<'_, T> {
         Operand {
             data,
             rows,
@@ -374,6 +503,67 @@ mod tests {
         let (a, b) = (vec![1.0; 3], vec![1.0; 1]);
         let n = 0xAAAA_AAAA_AAAA_AAAB;
         gemm(operand(&a, 3, 0), operand(&b, 0, n), &mut [0.0], false);
+    }
+
+    #[test]
+    #[should_panic(expected = "gemm: a bias of 2 values for a product of 3 columns")]
+    fn precondition_the_bias_holds_one_value_per_column() {
+        let (a, b) = (vec![1.0f32; 4], vec![1.0f32; 6]);
+        let mut out = vec![std::mem::MaybeUninit::uninit(); 6];
+        gemm_uninit_bias(
+            operand(&a, 2, 2),
+            operand(&b, 2, 3),
+            &mut out,
+            Some(&[1.0; 2]),
+        );
+    }
+
+    #[test]
+    fn f32_products_reach_the_f32_kernel_with_every_mode_checked() {
+        // The same preconditions guard the f32 kernel: a short operand panics before it.
+        let short = std::panic::catch_unwind(|| {
+            let (a, b) = (vec![1.0f32; 5], vec![1.0f32; 6]);
+            gemm(
+                operand(&a, 2, 3),
+                operand(&b, 3, 2),
+                &mut [0.0f32; 4],
+                false,
+            );
+        });
+        assert!(short.is_err());
+        // And the f32 path computes what the f64 path does, bias included.
+        let (m, k, n) = (5, 7, 3);
+        let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.11).cos()).collect();
+        let bias = [0.5, -1.0, 2.0];
+        let want = naive(&a, &b, m, k, n);
+        let (a32, b32): (Vec<f32>, Vec<f32>) = (
+            a.iter().map(|&x| x as f32).collect(),
+            b.iter().map(|&x| x as f32).collect(),
+        );
+        let bias32 = bias.map(|x| x as f32);
+        /// The product with its bias, into NaNs (every element must be written).
+        fn with_bias<T: Element>(
+            a: &[T],
+            b: &[T],
+            bias: &[T],
+            (m, k, n): (usize, usize, usize),
+        ) -> Vec<std::mem::MaybeUninit<T>> {
+            let mut out = vec![std::mem::MaybeUninit::new(T::nan()); m * n];
+            gemm_uninit_bias(operand(a, m, k), operand(b, k, n), &mut out, Some(bias));
+            out
+        }
+        let out = with_bias(&a32, &b32, &bias32, (m, k, n));
+        let out64 = with_bias(&a, &b, &bias, (m, k, n));
+        for (ij, (x, y)) in out.iter().zip(&out64).enumerate() {
+            // SAFETY: both products wrote every element (they started as NaN).
+            let (x, y) = unsafe { (x.assume_init(), y.assume_init()) };
+            let w = want[ij] + bias[ij % n];
+            assert!(
+                (f64::from(x) - w).abs() < 1e-5 && (y - w).abs() < 1e-12,
+                "{ij}"
+            );
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@
 use super::{Algebra, Op};
 use crate::element::Element;
 use crate::error::{Caller, Error, Result, or_panic};
-use crate::kernels::matmul::{Operand, gemm, gemm_uninit};
+use crate::kernels::matmul::{Operand, gemm_uninit, gemm_uninit_bias};
 use crate::kernels::strided::walk2;
 use crate::shape::{Shape, broadcast_strides, numel};
 use crate::tape::{Lift, Var, Vjp};
@@ -340,26 +340,19 @@ fn linear<T: Element>(
     };
     let mut out = output_buffer("linear", &shape)?;
     let len = numel(&shape); // rows · out_f, checked by `output_buffer`
-    match b {
-        Some(b) => {
-            // The bias in every row, then the product accumulated onto it (no row to
-            // fill when there is no output feature: `rows` may then be enormous).
-            if out_f > 0 {
-                for _ in 0..rows {
-                    out.extend_from_slice(b.data());
-                }
-            }
-            gemm(lhs, rhs, &mut out, true);
-        }
-        None => {
-            gemm_uninit(lhs, rhs, &mut out.spare_capacity_mut()[..len]);
-            // SAFETY: precondition of `set_len(len)`: `len ≤ capacity` (the buffer was
-            // allocated for `shape`, of `len = rows · out_f` elements) and the first `len`
-            // are initialised: `gemm_uninit` wrote every element of its `rows × out_f`
-            // destination (zeros when `in_f = 0`).
-            unsafe { out.set_len(len) };
-        }
-    }
+    // The bias is added as the product is written (no separate pass over the output; no
+    // row visited when there is no output feature, though `rows` may then be enormous).
+    gemm_uninit_bias(
+        lhs,
+        rhs,
+        &mut out.spare_capacity_mut()[..len],
+        b.map(Tensor::data),
+    );
+    // SAFETY: precondition of `set_len(len)`: `len ≤ capacity` (the buffer was allocated
+    // for `shape`, of `len = rows · out_f` elements) and the first `len` are initialised:
+    // `gemm_uninit_bias` wrote every element of its `rows × out_f` destination (the bias
+    // alone, or zeros, when `in_f = 0`).
+    unsafe { out.set_len(len) };
     Ok(Tensor::from_parts(out, shape))
 }
 

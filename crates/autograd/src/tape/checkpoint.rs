@@ -305,10 +305,10 @@ impl<T: Element> Tape<T> {
             _ if node == out_id => Some(n),
             _ => None,
         });
-        if let Some(e) = scratch.anomaly() {
-            if matches!(e, Error::Anomaly { node, .. } if scratch.feeds(node, out_id)) {
-                self.note_forward_anomaly(in_segment(e, n));
-            }
+        if let Some(e) = scratch.anomaly()
+            && matches!(e, Error::Anomaly { node, .. } if scratch.feeds(node, out_id))
+        {
+            self.note_forward_anomaly(in_segment(e, n));
         }
         self.inspect_value(n, &value, || {
             inputs.iter().map(|v| Some(v.shape().into())).collect()

@@ -549,15 +549,15 @@ impl<T: Element> SweepExtras<T> {
         while self.hooked.last().is_some_and(|&h| h > id) {
             self.hooked.pop();
         }
-        if self.hooked.last() == Some(&id) {
-            if let Some(new) = tape.run_hooks(id, g.tensor())? {
-                *g = lift.lift(None, new);
-            }
+        if self.hooked.last() == Some(&id)
+            && let Some(new) = tape.run_hooks(id, g.tensor())?
+        {
+            *g = lift.lift(None, new);
         }
-        if self.anomaly {
-            if let Some(found) = non_finite(g.tensor()) {
-                return Err(tape.backward_anomaly(id, format!("has a gradient with {found}")));
-            }
+        if self.anomaly
+            && let Some(found) = non_finite(g.tensor())
+        {
+            return Err(tape.backward_anomaly(id, format!("has a gradient with {found}")));
         }
         Ok(())
     }

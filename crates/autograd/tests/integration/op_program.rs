@@ -155,7 +155,7 @@ impl Bytes<'_> {
     }
     /// An index below `len`, mostly (else any index).
     fn index_below(&mut self, len: usize) -> usize {
-        if len > 0 && self.byte() % 8 != 0 {
+        if len > 0 && !self.byte().is_multiple_of(8) {
             self.below(len.min(256))
         } else {
             self.index()
@@ -163,7 +163,7 @@ impl Bytes<'_> {
     }
     /// A permutation of `rank` axes, some counted from the back, mostly (else random axes).
     fn permutation(&mut self, rank: usize) -> Vec<i64> {
-        if self.byte() % 8 == 0 {
+        if self.byte().is_multiple_of(8) {
             return (0..self.below(5)).map(|_| self.axis(rank)).collect();
         }
         let mut perm: Vec<usize> = (0..rank).collect();
@@ -481,7 +481,7 @@ const MAX_STEPS: usize = 12;
 impl<'t, T: Element> Program<'t, T> {
     fn run(input: &mut Bytes<'_>, report: &mut Report) {
         let tape = Tape::<T>::new();
-        if input.byte() % 4 == 0 {
+        if input.byte().is_multiple_of(4) {
             tape.set_detect_anomaly(true);
         }
         let mut program = Program {
@@ -543,7 +543,7 @@ impl<'t, T: Element> Program<'t, T> {
     /// A value of rank `rank` when there is one, mostly (else any value).
     fn pick_rank(&self, input: &mut Bytes<'_>, rank: usize) -> usize {
         let start = self.pick(input);
-        if input.byte() % 8 == 0 {
+        if input.byte().is_multiple_of(8) {
             return start;
         }
         let n = self.values.len();
@@ -841,7 +841,7 @@ impl<'t, T: Element> Program<'t, T> {
                 let axis = resolve(given, sa.len());
                 let len = axis.map_or(1, |a| sa[a]);
                 // Mostly within the axis, sometimes one past it.
-                let past = usize::from(input.byte() % 4 == 0);
+                let past = usize::from(input.byte().is_multiple_of(4));
                 let picks: Vec<usize> = (0..n as usize)
                     .map(|j| (seed + j * 5) % (len + past).max(1))
                     .collect();
@@ -1639,7 +1639,7 @@ impl<'t, T: Element> Program<'t, T> {
     ) {
         let m = self.pick(input);
         let sm = self.var(m).shape().to_vec();
-        let (as_bool, seed) = (input.byte() % 4 != 0, input.below(8));
+        let (as_bool, seed) = (!input.byte().is_multiple_of(4), input.below(8));
         let n = product(sm.iter().copied());
         if as_bool && (n > SMALL as u128 || !addressable::<bool>(&sm)) {
             report.skipped += 1;
@@ -2125,7 +2125,7 @@ impl<'t, T: Element> Program<'t, T> {
         let k = self.pick(input);
         let (y, _) = &self.values[k];
         let loss = y.sum();
-        let second_order = input.byte() % 8 == 0;
+        let second_order = input.byte().is_multiple_of(8);
         report.backward += 1;
         match loss.try_backward() {
             Ok(grads) => {
@@ -2149,12 +2149,12 @@ impl<'t, T: Element> Program<'t, T> {
         }
         if second_order && loss.is_tracked() {
             let grads = loss.try_backward_create_graph_with(Tensor::scalar(T::one()));
-            if let Ok(grads) = grads {
-                if let Some(leaf) = self.leaves.first() {
-                    let g = grads.wrt(leaf);
-                    assert_eq!(g.shape(), leaf.shape(), "recorded backward");
-                    let _ = g.sum().try_backward();
-                }
+            if let Ok(grads) = grads
+                && let Some(leaf) = self.leaves.first()
+            {
+                let g = grads.wrt(leaf);
+                assert_eq!(g.shape(), leaf.shape(), "recorded backward");
+                let _ = g.sum().try_backward();
             }
         }
     }
