@@ -12,8 +12,9 @@
 //! - The microkernel keeps an `MR × NR` tile of C in registers for `KC` steps of the inner
 //!   dimension, then writes it once: overwriting, accumulating, or adding a bias row (the
 //!   epilogue of `linear`).
-//! - Large products are split by columns (or rows) into chunks of whole tiles, run on
-//!   Rayon's pool (the threads the `gemm` crate's own threading uses).
+//! - Large products are split by columns (or rows) into chunks of whole tiles, claimed
+//!   one at a time by tasks on Rayon's pool (the threads the `gemm` crate's own
+//!   threading uses).
 //!
 //! Nothing here knows the tape; the safe entry point is [`super::matmul`]'s, which checks
 //! every dimension against the slices before calling [`sgemm`].
@@ -27,6 +28,7 @@ use simd::{Portable, Simd};
 use std::cell::RefCell;
 use std::ops::Range;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Rows of the inner dimension per packed block of B (and per pass of the microkernel).
 const KC: usize = 256;
@@ -210,11 +212,21 @@ pub(crate) unsafe fn sgemm(
 }
 
 /// Runs `run(i)` for every chunk `i < count`: on the calling thread alone, or, when
-/// `threads > 1`, on Rayon's pool (the threads the `gemm` crate's own threading uses),
-/// whose idle threads take chunks from busy ones.
+/// `threads > 1`, as `threads` tasks on Rayon's pool (the threads the `gemm` crate's own
+/// threading uses) that claim chunks one at a time, so that a task whose thread starts
+/// late leaves its share to the others.
 fn run_chunks(threads: usize, count: usize, run: &(dyn Fn(usize) + Sync)) {
     if threads > 1 && count > 1 {
-        gemm_common::gemm::par_for_each(count, run);
+        let next = AtomicUsize::new(0);
+        gemm_common::gemm::par_for_each(threads.min(count), |_| {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    break;
+                }
+                run(i);
+            }
+        });
     } else {
         (0..count).for_each(run);
     }
