@@ -113,9 +113,10 @@ pub fn bench_gemm_f32(
     );
 }
 
-/// Products smaller than this many multiply-adds run on one thread, whichever kernel
-/// computes them: spreading them over Rayon's threads was measured to cost more than it
-/// saves (docs/performance.md).
+/// Products smaller than this many multiply-adds run on one thread on the `gemm` crate
+/// (f64, and f32 when switched to it): spreading them over Rayon's threads was measured
+/// to cost more than it saves (docs/performance.md). The own f32 kernel has its own,
+/// lower threshold.
 pub(crate) const PARALLEL_MIN_WORK: usize = 1 << 23;
 
 /// A row-major matrix operand: `rows × cols` as used in the product, stored either as is

@@ -21,7 +21,7 @@
 
 mod simd;
 
-use super::matmul::{Operand, PARALLEL_MIN_WORK};
+use super::matmul::Operand;
 #[cfg(target_arch = "x86_64")]
 use simd::{Avx2, Avx512};
 use simd::{Portable, Simd};
@@ -36,6 +36,11 @@ const KC: usize = 256;
 const NC: usize = 512;
 /// Steps of the inner dimension per iteration of the microkernel's loop.
 const UNROLL: usize = 4;
+/// Products with fewer multiply-adds run on the calling thread alone. Lower than the
+/// `gemm` crate's threshold (2²³, `matmul::PARALLEL_MIN_WORK`): with it, resmlp-M's
+/// products (64·256·256 = 2²² multiply-adds) are shared by two threads, which made its
+/// two-thread step 1.13–1.15× faster than one thread instead of 0.9–1.0× (docs/performance.md).
+const PARALLEL_MIN_WORK: usize = 1 << 21;
 /// A chunk of a threaded product gets at least about this many multiply-adds.
 const CHUNK_MIN_WORK: usize = 1 << 16;
 
