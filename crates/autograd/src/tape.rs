@@ -1150,10 +1150,6 @@ impl<'t, T: Element> VarGradients<'t, T> {
 mod tests {
     use super::*;
 
-    /// Every recorded node is pushed (and its op moved) by value: a node that grows
-    /// makes every op of a long chain of tiny ops slower. On 64-bit targets: an op of at
-    /// most 48 bytes (two 0-d saved values, or a box), the source line, two spans and the
-    /// region.
     /// A program on 0-d values, with every op of the light path: its value and the
     /// gradients of its inputs.
     fn light_path_program(shape: &[usize], inputs: [f64; 3]) -> (f64, Vec<u64>) {
@@ -1184,6 +1180,10 @@ mod tests {
         assert!((y.backward().wrt(&x).item() - 8.0 / 9.0).abs() < 1e-15);
     }
 
+    /// Every recorded node is pushed (and its op moved) by value: a node that grows
+    /// makes every op of a long chain of tiny ops slower. On 64-bit targets: an op of at
+    /// most 48 bytes (two 0-d saved values, or a box), the source line, two spans and the
+    /// region.
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn nodes_stay_small() {

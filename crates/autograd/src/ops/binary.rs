@@ -348,12 +348,15 @@ fn select<T: Element>(
 ) -> Result<Tensor<T>> {
     let ab = broadcast_shapes(op, a.shape(), b.shape())?;
     let shape = broadcast_shapes(op, mask.shape(), &ab)?;
-    let mut choice = output_buffer::<bool>(op, &shape)?;
-    let choice = if mask.shape() == &shape[..] {
-        choice.extend_from_slice(mask.data());
-        choice
+    // The mask as read at each output position: its own buffer when it has the output's
+    // shape, else broadcast into a new one.
+    let broadcast_mask;
+    let choice: &[bool] = if mask.shape() == &shape[..] {
+        mask.data()
     } else {
-        strided::broadcast_to(mask.data(), mask.shape(), &shape, choice)
+        let buffer = output_buffer::<bool>(op, &shape)?;
+        broadcast_mask = strided::broadcast_to(mask.data(), mask.shape(), &shape, buffer);
+        &broadcast_mask
     };
     let mut out = output_buffer(op, &shape)?;
     let (da, db) = (a.data(), b.data());
