@@ -13,8 +13,8 @@
 //!   dimension, then writes it once: overwriting, accumulating, or adding a bias row (the
 //!   epilogue of `linear`).
 //! - Large products are split by columns (or rows) into chunks of whole tiles, claimed
-//!   one at a time by tasks on Rayon's pool (the threads the `gemm` crate's own
-//!   threading uses).
+//!   one at a time by the calling thread and helper threads that spin between products
+//!   ([`super::spin_pool`]).
 //!
 //! Nothing here knows the tape; the safe entry point is [`super::matmul`]'s, which checks
 //! every dimension against the slices before calling [`sgemm`].
@@ -22,13 +22,13 @@
 mod simd;
 
 use super::matmul::Operand;
+use super::spin_pool::run_chunks;
 #[cfg(target_arch = "x86_64")]
 use simd::{Avx2, Avx512};
 use simd::{Portable, Simd};
 use std::cell::RefCell;
 use std::ops::Range;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Rows of the inner dimension per packed block of B (and per pass of the microkernel).
 const KC: usize = 256;
@@ -214,27 +214,6 @@ pub(crate) unsafe fn sgemm(
         unsafe { compute(isa, &problem, rows, cols) }
     };
     run_chunks(threads, chunks.count, &run);
-}
-
-/// Runs `run(i)` for every chunk `i < count`: on the calling thread alone, or, when
-/// `threads > 1`, as `threads` tasks on Rayon's pool (the threads the `gemm` crate's own
-/// threading uses) that claim chunks one at a time, so that a task whose thread starts
-/// late leaves its share to the others.
-fn run_chunks(threads: usize, count: usize, run: &(dyn Fn(usize) + Sync)) {
-    if threads > 1 && count > 1 {
-        let next = AtomicUsize::new(0);
-        gemm_common::gemm::par_for_each(threads.min(count), |_| {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= count {
-                    break;
-                }
-                run(i);
-            }
-        });
-    } else {
-        (0..count).for_each(run);
-    }
 }
 
 /// How a product is cut into chunks for the threads: `count` blocks of `step` rows (or
@@ -847,6 +826,35 @@ mod tests {
                             check(&c, add, if threads > 1 { "2 threads" } else { "1 thread" });
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// Chunks of tiles run the same arithmetic whichever thread runs them: two threads
+    /// give one thread's result bit for bit, at the resmlp-M products (every layout,
+    /// twice in a row so that the second product finds the helper spinning).
+    #[test]
+    fn two_threads_give_the_one_thread_result_bit_for_bit() {
+        for (m, k, n) in [(64, 256, 256), (256, 64, 256), (65, 129, 63)] {
+            for (a_t, b_t) in [(false, false), (false, true), (true, false), (true, true)] {
+                let (a, b, bias) = (values(m * k, 1), values(k * n, 2), values(n, 3));
+                let isa = Isa::get();
+                let run = |threads| {
+                    let mut c = vec![f32::NAN; m * n];
+                    let init = Init::Bias(&bias);
+                    product(isa, &a, a_t, &b, b_t, (m, k, n), &mut c, init, threads);
+                    c
+                };
+                let one = run(1);
+                for _ in 0..2 {
+                    let two = run(2);
+                    assert!(
+                        one.iter()
+                            .zip(&two)
+                            .all(|(x, y)| x.to_bits() == y.to_bits()),
+                        "{m}×{k}·{k}×{n} a_t {a_t} b_t {b_t}"
+                    );
                 }
             }
         }
