@@ -39,7 +39,9 @@ const UNROLL: usize = 4;
 /// Products with fewer multiply-adds run on the calling thread alone. Lower than the
 /// `gemm` crate's threshold (2²³, `matmul::PARALLEL_MIN_WORK`): with it, resmlp-M's
 /// products (64·256·256 = 2²² multiply-adds) are shared by two threads, which made its
-/// two-thread step 1.13–1.15× faster than one thread instead of 0.9–1.0× (docs/performance.md).
+/// two-thread step 1.13–1.15× faster than one thread on Rayon's pool (0.9–1.0× on one
+/// thread's products), and 1.79× on the spinning helper of [`super::spin_pool`]
+/// (docs/performance.md).
 const PARALLEL_MIN_WORK: usize = 1 << 21;
 /// A chunk of a threaded product gets at least about this many multiply-adds.
 const CHUNK_MIN_WORK: usize = 1 << 16;
