@@ -804,3 +804,24 @@ mod tests {
         );
     }
 }
+
+impl<T> UnaryOp<T> {
+    /// Whether it holds no saved tensor (see [`Op::owns_nothing`]).
+    pub fn owns_nothing(&self) -> bool {
+        match self {
+            UnaryOp::Scalar { x, .. } => x.as_ref().is_none_or(Saved::is_number),
+            UnaryOp::Exp { out }
+            | UnaryOp::Sqrt { out }
+            | UnaryOp::Relu { out }
+            | UnaryOp::Sigmoid { out }
+            | UnaryOp::Tanh { out } => out.is_number(),
+            UnaryOp::Ln { x }
+            | UnaryOp::Powf { x, .. }
+            | UnaryOp::Abs { x }
+            | UnaryOp::LeakyRelu { x, .. }
+            | UnaryOp::Softplus { x }
+            | UnaryOp::Clamp { x, .. }
+            | UnaryOp::Erf { x } => x.is_number(),
+        }
+    }
+}
