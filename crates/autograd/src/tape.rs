@@ -30,6 +30,7 @@ use crate::tensor::Tensor;
 use extras::{Inspection, SweepExtras, Valued};
 use smallvec::SmallVec;
 use std::cell::{Cell, RefCell};
+use std::mem::ManuallyDrop;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -86,7 +87,8 @@ impl Span {
 /// The Wengert list: nodes in execution order, and beside them, node after node, their
 /// input ids and output dimensions.
 pub(crate) struct Nodes<T> {
-    nodes: Vec<Node<T>>,
+    /// Not dropped one by one: only the [`owners`](Nodes::owners) hold anything to free.
+    nodes: Vec<ManuallyDrop<Node<T>>>,
     /// Ids of each node's inputs, in the op's argument order; `None` marks an untracked
     /// input (a constant), which receives no gradient.
     input_ids: Vec<Option<usize>>,
@@ -126,13 +128,13 @@ impl<T> Nodes<T> {
         if !op.owns_nothing() {
             self.owners.push(self.nodes.len());
         }
-        self.nodes.push(Node {
+        self.nodes.push(ManuallyDrop::new(Node {
             op,
             at,
             region,
             inputs,
             shape,
-        });
+        }));
         self.nodes.len() - 1
     }
 
@@ -148,13 +150,13 @@ impl<T> Nodes<T> {
     ) -> usize {
         debug_assert!(op.owns_nothing());
         let inputs = Span::append(&mut self.input_ids, inputs);
-        self.nodes.push(Node {
+        self.nodes.push(ManuallyDrop::new(Node {
             op,
             at,
             region,
             inputs,
             shape: Span::EMPTY,
-        });
+        }));
         self.nodes.len() - 1
     }
 
@@ -162,12 +164,12 @@ impl<T> Nodes<T> {
         self.nodes.len()
     }
 
-    pub fn iter(&self) -> std::slice::Iter<'_, Node<T>> {
-        self.nodes.iter()
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Node<T>> + ExactSizeIterator {
+        self.nodes.iter().map(|node| &**node)
     }
 
     pub fn get(&self, i: usize) -> Option<&Node<T>> {
-        self.nodes.get(i)
+        self.nodes.get(i).map(|node| &**node)
     }
 
     /// Ids of node `i`'s inputs (`None`: a constant).
@@ -238,9 +240,8 @@ impl<T> Drop for Nodes<T> {
         for &i in &self.owners {
             self.nodes[i].op = Op::Leaf; // drops what the op owned
         }
-        // Every op left owns nothing ([`Op::owns_nothing`]): forgetting the nodes frees
-        // nothing less than dropping them would, without visiting each one.
-        self.nodes.drain(..).for_each(std::mem::forget);
+        // Every op left owns nothing ([`Op::owns_nothing`]): the nodes are let go without
+        // visiting each one (they are `ManuallyDrop`).
         buffer_pool::keep_vec(std::mem::take(&mut self.nodes));
         buffer_pool::keep_vec(std::mem::take(&mut self.input_ids));
         buffer_pool::keep_vec(std::mem::take(&mut self.dims));
@@ -1257,6 +1258,36 @@ mod tests {
         let x = tape.var(Tensor::scalar(2.0));
         let y = &(&x * &x) / &(&x + 1.0); // x²/(x+1): 8/9 at x = 2
         assert!((y.backward().wrt(&x).item() - 8.0 / 9.0).abs() < 1e-15);
+    }
+
+    /// The tape lets the light path's nodes go without dropping them one by one: only the
+    /// nodes whose op owns memory are listed, and dropping the tape frees what they saved.
+    #[test]
+    fn dropping_a_tape_frees_what_its_ops_saved_and_skips_the_rest() {
+        let mut x = Tensor::<f64>::ones(&[64]);
+        {
+            let tape = Tape::new();
+            let v = tape.var(x.clone());
+            let s = &tape.var(Tensor::scalar(2.0)) * &tape.var(Tensor::scalar(3.0));
+            let y = &(&v * &v).sum() * &s.relu(); // the product saves `v` twice
+            let _ = y.backward();
+            let nodes = tape.nodes.borrow();
+            let owning: Vec<usize> = (0..nodes.len())
+                .filter(|&i| !nodes[i].op.owns_nothing())
+                .collect();
+            assert_eq!(nodes.owners, owning, "the owners are the nodes that own memory");
+            let light: Vec<&str> = (0..nodes.len())
+                .filter(|i| !nodes.owners.contains(i))
+                .map(|i| nodes[i].op.name())
+                .collect();
+            // `v·v` saved tensors and `sum` keeps boxed state; the last product is of two
+            // 0-d values again.
+            assert_eq!(light, ["leaf", "leaf", "leaf", "mul", "relu", "mul"]);
+            assert_eq!(nodes.owners.len(), 2);
+        }
+        let before = x.data().as_ptr();
+        x.data_mut()[0] = 5.0; // copy-on-write: copies only if a saved clone is still alive
+        assert_eq!(x.data().as_ptr(), before, "a saved tensor outlived its tape");
     }
 
     /// Every recorded node is pushed (and its op moved) by value: a node that grows

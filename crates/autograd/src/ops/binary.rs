@@ -442,6 +442,12 @@ impl<T: Element> Tensor<T> {
         Ok(Tensor::from_parts(data, shape))
     }
 
+    /// The operators: [`Tensor::binary_op`], panicking with its error.
+    #[track_caller]
+    fn binary(&self, rhs: &Tensor<T>, kind: BinaryKind) -> Tensor<T> {
+        or_panic(self.binary_op(rhs, kind))
+    }
+
     #[track_caller]
     fn binary_op(&self, rhs: &Tensor<T>, kind: BinaryKind) -> Result<Tensor<T>> {
         let op = kind.name();
@@ -554,6 +560,17 @@ impl<'t, T: Element> Var<'t, T> {
         }
         let op = || Op::Binary(BinaryOp::save_numbers(kind, a, b));
         Some(self.tape.record_number([self, rhs], kind.apply(a, b), op))
+    }
+
+    /// The operators: [`Var::binary_op`], panicking with its error (two 0-d values take
+    /// the light path with no `Result` in between).
+    #[inline]
+    #[track_caller]
+    fn binary(&self, rhs: &Var<'t, T>, kind: BinaryKind) -> Var<'t, T> {
+        match self.binary_of_numbers(rhs, kind) {
+            Some(out) => out,
+            None => or_panic(self.binary_of_tensors(rhs, kind)),
+        }
     }
 
     /// `self + rhs` with broadcasting (also the `+` operator).
@@ -675,28 +692,28 @@ macro_rules! binary_operators {
             type Output = $Ty;
             #[track_caller]
             fn $method(self, rhs: &$Ty) -> $Ty {
-                or_panic(self.binary_op(rhs, $kind))
+                self.binary(rhs, $kind)
             }
         }
         impl<$($gen)*> std::ops::$Trait<$Ty> for $Ty {
             type Output = $Ty;
             #[track_caller]
             fn $method(self, rhs: $Ty) -> $Ty {
-                or_panic(self.binary_op(&rhs, $kind))
+                self.binary(&rhs, $kind)
             }
         }
         impl<$($gen)*> std::ops::$Trait<&$Ty> for $Ty {
             type Output = $Ty;
             #[track_caller]
             fn $method(self, rhs: &$Ty) -> $Ty {
-                or_panic(self.binary_op(rhs, $kind))
+                self.binary(rhs, $kind)
             }
         }
         impl<$($gen)*> std::ops::$Trait<$Ty> for &$Ty {
             type Output = $Ty;
             #[track_caller]
             fn $method(self, rhs: $Ty) -> $Ty {
-                or_panic(self.binary_op(&rhs, $kind))
+                self.binary(&rhs, $kind)
             }
         }
     };

@@ -468,6 +468,10 @@ impl<'t, T: Element> Var<'t, T> {
         out: Tensor<T>,
         op: impl FnOnce(Saved<T>) -> UnaryOp<T>,
     ) -> Var<'t, T> {
+        if let Some(y) = out.as_scalar() {
+            // A 0-d value (scalar programs): the light path, saving the number.
+            return (self.tape).record_number([self], y, || Op::Unary(op(Saved::Scalar(y))));
+        }
         self.tape
             .record_with_output(&[self], out, |out| Op::Unary(op(Saved::new(out))))
     }
