@@ -30,8 +30,8 @@ use crate::tensor::Tensor;
 use extras::{Inspection, SweepExtras, Valued};
 use smallvec::SmallVec;
 use std::cell::{Cell, RefCell};
-use std::mem::ManuallyDrop;
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A copy of a node's input ids (see [`Nodes::inputs`]), for a sweep that records while it
@@ -455,7 +455,9 @@ impl<T: Element> Tape<T> {
             let region = self.region.get();
             let id = (self.nodes.borrow_mut()).push_number(op(), ids, Caller::here(), region);
             self.inspect_constants(id, &inputs);
-            self.inspect_value(id, &value, || inputs.iter().map(|_| Some(Dims::default())).collect());
+            self.inspect_value(id, &value, || {
+                inputs.iter().map(|_| Some(Dims::default())).collect()
+            });
             Some(id)
         } else {
             None
@@ -626,8 +628,7 @@ impl<'a, T: Element, L: Lift<T>> Sweep<'a, T, L> {
     fn scalar_steps(&mut self) -> Option<usize> {
         let nodes = self.tape.nodes.borrow();
         let mut last = None;
-        while let Some((local, g)) = next_with_adjoint(&mut self.adjoints, &mut self.unvisited)
-        {
+        while let Some((local, g)) = next_with_adjoint(&mut self.adjoints, &mut self.unvisited) {
             let i = self.floor + local;
             let node = &nodes[i];
             let Some(contributions) = g.tensor().as_scalar().and_then(|g| node.op.scalar_vjp(g))
@@ -1275,7 +1276,10 @@ mod tests {
             let owning: Vec<usize> = (0..nodes.len())
                 .filter(|&i| !nodes[i].op.owns_nothing())
                 .collect();
-            assert_eq!(nodes.owners, owning, "the owners are the nodes that own memory");
+            assert_eq!(
+                nodes.owners, owning,
+                "the owners are the nodes that own memory"
+            );
             let light: Vec<&str> = (0..nodes.len())
                 .filter(|i| !nodes.owners.contains(i))
                 .map(|i| nodes[i].op.name())
@@ -1287,7 +1291,11 @@ mod tests {
         }
         let before = x.data().as_ptr();
         x.data_mut()[0] = 5.0; // copy-on-write: copies only if a saved clone is still alive
-        assert_eq!(x.data().as_ptr(), before, "a saved tensor outlived its tape");
+        assert_eq!(
+            x.data().as_ptr(),
+            before,
+            "a saved tensor outlived its tape"
+        );
     }
 
     /// Every recorded node is pushed (and its op moved) by value: a node that grows

@@ -102,6 +102,21 @@ fn unbroadcast<T: Element, V: Algebra<T>>(g: &V, broadcast: &Broadcast, k: usize
     }
 }
 
+impl<T> BinaryOp<T> {
+    /// Whether it holds no saved tensor and no boxed state (see [`Op::owns_nothing`]).
+    pub fn owns_nothing(&self) -> bool {
+        match self {
+            BinaryOp::Add { broadcast } | BinaryOp::Sub { broadcast } => broadcast.is_none(),
+            BinaryOp::Mul { lhs, rhs }
+            | BinaryOp::Div { lhs, rhs }
+            | BinaryOp::Pow { lhs, rhs }
+            | BinaryOp::Maximum { lhs, rhs }
+            | BinaryOp::Minimum { lhs, rhs } => lhs.is_number() && rhs.is_number(),
+            BinaryOp::Where(_) => false,
+        }
+    }
+}
+
 impl<T: Element> BinaryOp<T> {
     /// The op of two 0-d operands `a` and `b`, saved as numbers.
     fn save_numbers(kind: BinaryKind, a: T, b: T) -> Self {
@@ -1061,20 +1076,5 @@ mod tests {
             a.try_mul(&b),
             Err(Error::ForeignTape { op: "mul", .. })
         ));
-    }
-}
-
-impl<T> BinaryOp<T> {
-    /// Whether it holds no saved tensor and no boxed state (see [`Op::owns_nothing`]).
-    pub fn owns_nothing(&self) -> bool {
-        match self {
-            BinaryOp::Add { broadcast } | BinaryOp::Sub { broadcast } => broadcast.is_none(),
-            BinaryOp::Mul { lhs, rhs }
-            | BinaryOp::Div { lhs, rhs }
-            | BinaryOp::Pow { lhs, rhs }
-            | BinaryOp::Maximum { lhs, rhs }
-            | BinaryOp::Minimum { lhs, rhs } => lhs.is_number() && rhs.is_number(),
-            BinaryOp::Where(_) => false,
-        }
     }
 }

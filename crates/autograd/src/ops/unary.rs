@@ -130,6 +130,27 @@ pub(crate) enum UnaryOp<T> {
     },
 }
 
+impl<T> UnaryOp<T> {
+    /// Whether it holds no saved tensor (see [`Op::owns_nothing`]).
+    pub fn owns_nothing(&self) -> bool {
+        match self {
+            UnaryOp::Scalar { x, .. } => x.as_ref().is_none_or(Saved::is_number),
+            UnaryOp::Exp { out }
+            | UnaryOp::Sqrt { out }
+            | UnaryOp::Relu { out }
+            | UnaryOp::Sigmoid { out }
+            | UnaryOp::Tanh { out } => out.is_number(),
+            UnaryOp::Ln { x }
+            | UnaryOp::Powf { x, .. }
+            | UnaryOp::Abs { x }
+            | UnaryOp::LeakyRelu { x, .. }
+            | UnaryOp::Softplus { x }
+            | UnaryOp::Clamp { x, .. }
+            | UnaryOp::Erf { x } => x.is_number(),
+        }
+    }
+}
+
 impl<T: Element> UnaryOp<T> {
     pub fn name(&self) -> &'static str {
         match self {
@@ -806,26 +827,5 @@ mod tests {
             err.to_string()
                 .starts_with("clamp: lower bound 1 is above upper bound -1")
         );
-    }
-}
-
-impl<T> UnaryOp<T> {
-    /// Whether it holds no saved tensor (see [`Op::owns_nothing`]).
-    pub fn owns_nothing(&self) -> bool {
-        match self {
-            UnaryOp::Scalar { x, .. } => x.as_ref().is_none_or(Saved::is_number),
-            UnaryOp::Exp { out }
-            | UnaryOp::Sqrt { out }
-            | UnaryOp::Relu { out }
-            | UnaryOp::Sigmoid { out }
-            | UnaryOp::Tanh { out } => out.is_number(),
-            UnaryOp::Ln { x }
-            | UnaryOp::Powf { x, .. }
-            | UnaryOp::Abs { x }
-            | UnaryOp::LeakyRelu { x, .. }
-            | UnaryOp::Softplus { x }
-            | UnaryOp::Clamp { x, .. }
-            | UnaryOp::Erf { x } => x.is_number(),
-        }
     }
 }
