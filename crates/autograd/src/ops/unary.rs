@@ -479,6 +479,11 @@ fn check_clamp<T: Element>(lo: T, hi: T) -> Result<()> {
 impl<'t, T: Element> Var<'t, T> {
     #[track_caller]
     fn unary(&self, value: Tensor<T>, op: impl FnOnce() -> UnaryOp<T>) -> Var<'t, T> {
+        if let (Some(y), Some(_)) = (value.as_scalar(), self.value.as_scalar()) {
+            // 0-d in and out (scalar programs): the light path; what the op saves of its
+            // input is a number.
+            return self.tape.record_number([self], y, || Op::Unary(op()));
+        }
         self.tape.record(&[self], value, || Op::Unary(op()))
     }
 
