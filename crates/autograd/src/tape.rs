@@ -24,13 +24,14 @@ pub use steps::{BackwardStep, BackwardSteps};
 
 use crate::buffer_pool;
 use crate::element::Element;
-use crate::error::{Caller, Error, Result, or_panic};
+use crate::error::{Caller, Dims, Error, Result, or_panic};
 use crate::ops::{Algebra, Op, SavedTensor};
 use crate::tensor::Tensor;
 use extras::{Inspection, SweepExtras, Valued};
 use smallvec::SmallVec;
 use std::cell::{Cell, RefCell};
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A copy of a node's input ids (see [`Nodes::inputs`]), for a sweep that records while it
@@ -86,12 +87,17 @@ impl Span {
 /// The Wengert list: nodes in execution order, and beside them, node after node, their
 /// input ids and output dimensions.
 pub(crate) struct Nodes<T> {
-    nodes: Vec<Node<T>>,
+    /// Not dropped one by one: only the [`owners`](Nodes::owners) hold anything to free.
+    nodes: Vec<ManuallyDrop<Node<T>>>,
     /// Ids of each node's inputs, in the op's argument order; `None` marks an untracked
     /// input (a constant), which receives no gradient.
     input_ids: Vec<Option<usize>>,
     /// Each node's output dimensions.
     dims: Vec<usize>,
+    /// The nodes whose op owns memory (a saved tensor, boxed state), ascending. The other
+    /// ops (leaves and the light path's, which save numbers) free nothing when dropped, so
+    /// dropping the list visits these alone.
+    owners: Vec<usize>,
 }
 
 impl<T> Nodes<T> {
@@ -101,6 +107,7 @@ impl<T> Nodes<T> {
             nodes: buffer_pool::spare_vec(),
             input_ids: buffer_pool::spare_vec(),
             dims: buffer_pool::spare_vec(),
+            owners: buffer_pool::spare_vec(),
         }
     }
 
@@ -118,13 +125,38 @@ impl<T> Nodes<T> {
             [] => Span::EMPTY, // a 0-d value: nothing to append
             dims => Span::append(&mut self.dims, dims.iter().copied()),
         };
-        self.nodes.push(Node {
+        if !op.owns_nothing() {
+            self.owners.push(self.nodes.len());
+        }
+        self.nodes.push(ManuallyDrop::new(Node {
             op,
             at,
             region,
             inputs,
             shape,
-        });
+        }));
+        self.nodes.len() - 1
+    }
+
+    /// [`Nodes::push`] on the light path of scalar programs: a node with a 0-d value whose
+    /// op owns nothing ([`Op::owns_nothing`]), so it need not be listed among the owners.
+    #[inline(always)]
+    fn push_number<const N: usize>(
+        &mut self,
+        op: Op<T>,
+        inputs: [Option<usize>; N],
+        at: Caller,
+        region: u32,
+    ) -> usize {
+        debug_assert!(op.owns_nothing());
+        let inputs = Span::append(&mut self.input_ids, inputs);
+        self.nodes.push(ManuallyDrop::new(Node {
+            op,
+            at,
+            region,
+            inputs,
+            shape: Span::EMPTY,
+        }));
         self.nodes.len() - 1
     }
 
@@ -132,12 +164,12 @@ impl<T> Nodes<T> {
         self.nodes.len()
     }
 
-    pub fn iter(&self) -> std::slice::Iter<'_, Node<T>> {
-        self.nodes.iter()
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Node<T>> + ExactSizeIterator {
+        self.nodes.iter().map(|node| &**node)
     }
 
     pub fn get(&self, i: usize) -> Option<&Node<T>> {
-        self.nodes.get(i)
+        self.nodes.get(i).map(|node| &**node)
     }
 
     /// Ids of node `i`'s inputs (`None`: a constant).
@@ -205,9 +237,15 @@ impl<T> Drop for Nodes<T> {
     /// Keeps the lists' allocations for the next tape (a training loop builds a tape of
     /// the same length every step).
     fn drop(&mut self) {
+        for &i in &self.owners {
+            self.nodes[i].op = Op::Leaf; // drops what the op owned
+        }
+        // Every op left owns nothing ([`Op::owns_nothing`]): the nodes are let go without
+        // visiting each one (they are `ManuallyDrop`).
         buffer_pool::keep_vec(std::mem::take(&mut self.nodes));
         buffer_pool::keep_vec(std::mem::take(&mut self.input_ids));
         buffer_pool::keep_vec(std::mem::take(&mut self.dims));
+        buffer_pool::keep_vec(std::mem::take(&mut self.owners));
     }
 }
 
@@ -401,6 +439,36 @@ impl<T: Element> Tape<T> {
         }
     }
 
+    /// [`Tape::record`] on the light path of scalar programs: the 0-d `value` of an op on
+    /// `inputs`, with no iterator over a slice of inputs and no shape to copy.
+    #[inline]
+    #[track_caller]
+    pub(crate) fn record_number<const N: usize>(
+        &self,
+        inputs: [&Var<'_, T>; N],
+        value: T,
+        op: impl FnOnce() -> Op<T>,
+    ) -> Var<'_, T> {
+        let ids = inputs.map(|v| v.id);
+        let value = Tensor::scalar(value);
+        let id = if self.recording.get() && ids.iter().any(Option::is_some) {
+            let region = self.region.get();
+            let id = (self.nodes.borrow_mut()).push_number(op(), ids, Caller::here(), region);
+            self.inspect_constants(id, &inputs);
+            self.inspect_value(id, &value, || {
+                inputs.iter().map(|_| Some(Dims::default())).collect()
+            });
+            Some(id)
+        } else {
+            None
+        };
+        Var {
+            tape: self,
+            id,
+            value,
+        }
+    }
+
     /// Whether the value of node `id` flows into node `output` (through tracked inputs).
     pub(crate) fn feeds(&self, id: usize, output: usize) -> bool {
         if id > output {
@@ -472,7 +540,7 @@ impl<'a, T: Element, L: Lift<T>> Sweep<'a, T, L> {
         extras: SweepExtras<T>,
     ) -> Self {
         let mut adjoints: Vec<Option<L::V>> = buffer_pool::spare_vec();
-        adjoints.resize(output.map_or(0, |o| o + 1 - floor), None);
+        adjoints.extend(std::iter::repeat_with(|| None).take(output.map_or(0, |o| o + 1 - floor)));
         if let Some(o) = output {
             adjoints[o - floor] = Some(seed);
         }
@@ -540,13 +608,10 @@ impl<'a, T: Element, L: Lift<T>> Sweep<'a, T, L> {
     }
 
     /// Steps with no observer: the run of nodes that can take the light path of scalar
-    /// programs ([`Sweep::scalar_step`]), else one [`Sweep::step`]. The last node visited.
+    /// programs ([`Sweep::scalar_steps`]), else one [`Sweep::step`]. The last node visited.
     fn quiet_steps(&mut self) -> Result<Option<usize>> {
         if L::NUMBERS && !self.extras.any() {
-            let mut last = None;
-            while let Some(i) = self.scalar_step() {
-                last = Some(i);
-            }
+            let last = self.scalar_steps();
             if last.is_some() {
                 return Ok(last);
             }
@@ -555,35 +620,42 @@ impl<'a, T: Element, L: Lift<T>> Sweep<'a, T, L> {
     }
 
     /// [`Sweep::step`] on the light path of scalar programs (micrograd style, every value
-    /// 0-d): when the next node's adjoint is a number and its op saved only numbers, its
-    /// contributions are computed on numbers ([`Op::scalar_vjp`], the same bits as its
-    /// `vjp`) and added straight into the adjoints, with no tensor per intermediate. `None`,
-    /// leaving the node to `step`, otherwise (and when the sweep is over).
-    #[inline]
-    fn scalar_step(&mut self) -> Option<usize> {
-        let (local, g) = next_with_adjoint(&mut self.adjoints, &mut self.unvisited)?;
-        let i = self.floor + local;
+    /// 0-d), node after node for as long as it applies: when the next node's adjoint is a
+    /// number and its op saved only numbers, its contributions are computed on numbers
+    /// ([`Op::scalar_vjp`], the same bits as its `vjp`) and added straight into the
+    /// adjoints, with no tensor per intermediate. Stops before the first node it cannot
+    /// take, leaving it to `step`, or when the sweep is over; the last node visited.
+    fn scalar_steps(&mut self) -> Option<usize> {
         let nodes = self.tape.nodes.borrow();
-        let node = &nodes[i];
-        let Some(contributions) = g.tensor().as_scalar().and_then(|g| node.op.scalar_vjp(g)) else {
-            self.unvisited = local + 1; // not visited: `step` takes it
-            return None;
-        };
-        if !self.keep_intermediate && !matches!(node.op, Op::Leaf) {
-            self.adjoints[local] = None; // visited: no consumer will read it again
-        }
-        for (id, d) in nodes.inputs(i).iter().zip(contributions) {
-            let Some(id) = *id else { continue };
-            let d = || self.lift.lift(None, Tensor::scalar(d));
-            match id.checked_sub(self.floor) {
-                None => self.escaped.push((id, d())),
-                Some(local) => match &mut self.adjoints[local] {
-                    slot @ None => *slot = Some(d()),
-                    Some(sum) => sum.accumulate(d()),
-                },
+        let mut last = None;
+        while let Some((local, g)) = next_with_adjoint(&mut self.adjoints, &mut self.unvisited) {
+            let i = self.floor + local;
+            let node = &nodes[i];
+            let Some(contributions) = g.tensor().as_scalar().and_then(|g| node.op.scalar_vjp(g))
+            else {
+                self.unvisited = local + 1; // not visited: `step` takes it
+                break;
+            };
+            if !self.keep_intermediate && !matches!(node.op, Op::Leaf) {
+                self.adjoints[local] = None; // visited: no consumer will read it again
             }
+            for (id, d) in nodes.inputs(i).iter().zip(contributions) {
+                let Some(id) = *id else { continue };
+                let lifted = || self.lift.lift(None, Tensor::scalar(d));
+                match id.checked_sub(self.floor) {
+                    None => self.escaped.push((id, lifted())),
+                    Some(local) => match &mut self.adjoints[local] {
+                        slot @ None => *slot = Some(lifted()),
+                        Some(sum) => match L::number_mut(sum) {
+                            Some(s) => *s += d,
+                            None => sum.accumulate(lifted()),
+                        },
+                    },
+                }
+            }
+            last = Some(i);
         }
-        Some(i)
+        last
     }
 
     /// Runs every remaining step; the adjoint of every node.
@@ -646,6 +718,11 @@ pub(crate) trait Lift<T: Element> {
     const NUMBERS: bool;
     /// A saved tensor that is the value of node `id` (or a constant when `None`).
     fn lift(&self, id: Option<usize>, value: Tensor<T>) -> Self::V;
+    /// The number inside an accumulated 0-d adjoint, writable in place, where the sweep
+    /// [computes on numbers](Lift::NUMBERS) (`None` for any other value).
+    fn number_mut(_: &mut Self::V) -> Option<&mut T> {
+        None
+    }
     /// Gives `f` node `i`'s op and inputs.
     fn with_node<R>(
         &self,
@@ -668,6 +745,10 @@ impl<T: Element> Lift<T> for Plain {
     const NUMBERS: bool = true;
     fn lift(&self, _: Option<usize>, value: Tensor<T>) -> Tensor<T> {
         value
+    }
+    #[inline]
+    fn number_mut(adjoint: &mut Tensor<T>) -> Option<&mut T> {
+        adjoint.as_scalar_mut()
     }
     fn with_node<R>(
         &self,
@@ -1178,6 +1259,43 @@ mod tests {
         let x = tape.var(Tensor::scalar(2.0));
         let y = &(&x * &x) / &(&x + 1.0); // x²/(x+1): 8/9 at x = 2
         assert!((y.backward().wrt(&x).item() - 8.0 / 9.0).abs() < 1e-15);
+    }
+
+    /// The tape lets the light path's nodes go without dropping them one by one: only the
+    /// nodes whose op owns memory are listed, and dropping the tape frees what they saved.
+    #[test]
+    fn dropping_a_tape_frees_what_its_ops_saved_and_skips_the_rest() {
+        let mut x = Tensor::<f64>::ones(&[64]);
+        {
+            let tape = Tape::new();
+            let v = tape.var(x.clone());
+            let s = &tape.var(Tensor::scalar(2.0)) * &tape.var(Tensor::scalar(3.0));
+            let y = &(&v * &v).sum() * &s.relu(); // the product saves `v` twice
+            let _ = y.backward();
+            let nodes = tape.nodes.borrow();
+            let owning: Vec<usize> = (0..nodes.len())
+                .filter(|&i| !nodes[i].op.owns_nothing())
+                .collect();
+            assert_eq!(
+                nodes.owners, owning,
+                "the owners are the nodes that own memory"
+            );
+            let light: Vec<&str> = (0..nodes.len())
+                .filter(|i| !nodes.owners.contains(i))
+                .map(|i| nodes[i].op.name())
+                .collect();
+            // `v·v` saved tensors and `sum` keeps boxed state; the last product is of two
+            // 0-d values again.
+            assert_eq!(light, ["leaf", "leaf", "leaf", "mul", "relu", "mul"]);
+            assert_eq!(nodes.owners.len(), 2);
+        }
+        let before = x.data().as_ptr();
+        x.data_mut()[0] = 5.0; // copy-on-write: copies only if a saved clone is still alive
+        assert_eq!(
+            x.data().as_ptr(),
+            before,
+            "a saved tensor outlived its tape"
+        );
     }
 
     /// Every recorded node is pushed (and its op moved) by value: a node that grows

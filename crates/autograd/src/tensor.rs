@@ -235,6 +235,14 @@ impl<T: Copy> Tensor<T> {
         }
     }
 
+    /// [`Tensor::as_scalar`], writable in place.
+    pub(crate) fn as_scalar_mut(&mut self) -> Option<&mut T> {
+        match &mut self.storage {
+            Storage::One(x) if self.shape.is_empty() => Some(x),
+            _ => None,
+        }
+    }
+
     /// The dimensions, outermost first.
     pub fn shape(&self) -> &[usize] {
         &self.shape

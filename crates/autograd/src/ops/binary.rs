@@ -102,6 +102,21 @@ fn unbroadcast<T: Element, V: Algebra<T>>(g: &V, broadcast: &Broadcast, k: usize
     }
 }
 
+impl<T> BinaryOp<T> {
+    /// Whether it holds no saved tensor and no boxed state (see [`Op::owns_nothing`]).
+    pub fn owns_nothing(&self) -> bool {
+        match self {
+            BinaryOp::Add { broadcast } | BinaryOp::Sub { broadcast } => broadcast.is_none(),
+            BinaryOp::Mul { lhs, rhs }
+            | BinaryOp::Div { lhs, rhs }
+            | BinaryOp::Pow { lhs, rhs }
+            | BinaryOp::Maximum { lhs, rhs }
+            | BinaryOp::Minimum { lhs, rhs } => lhs.is_number() && rhs.is_number(),
+            BinaryOp::Where(_) => false,
+        }
+    }
+}
+
 impl<T: Element> BinaryOp<T> {
     /// The op of two 0-d operands `a` and `b`, saved as numbers.
     fn save_numbers(kind: BinaryKind, a: T, b: T) -> Self {
@@ -442,6 +457,12 @@ impl<T: Element> Tensor<T> {
         Ok(Tensor::from_parts(data, shape))
     }
 
+    /// The operators: [`Tensor::binary_op`], panicking with its error.
+    #[track_caller]
+    fn binary(&self, rhs: &Tensor<T>, kind: BinaryKind) -> Tensor<T> {
+        or_panic(self.binary_op(rhs, kind))
+    }
+
     #[track_caller]
     fn binary_op(&self, rhs: &Tensor<T>, kind: BinaryKind) -> Result<Tensor<T>> {
         let op = kind.name();
@@ -526,17 +547,45 @@ pub(crate) fn add_assign<T: Element>(acc: &mut Tensor<T>, x: &Tensor<T>) {
 impl<'t, T: Element> Var<'t, T> {
     #[track_caller]
     fn binary_op(&self, rhs: &Var<'t, T>, kind: BinaryKind) -> Result<Var<'t, T>> {
-        self.same_tape(kind.name(), &[rhs])?;
-        if let (Some(a), Some(b)) = (self.value.as_scalar(), rhs.value.as_scalar()) {
-            // Two 0-d values (scalar programs): a number out, numbers saved.
-            let value = Tensor::scalar(kind.apply(a, b));
-            let op = || Op::Binary(BinaryOp::save_numbers(kind, a, b));
-            return Ok(self.tape.record(&[self, rhs], value, op));
+        match self.binary_of_numbers(rhs, kind) {
+            Some(out) => Ok(out),
+            None => self.binary_of_tensors(rhs, kind),
         }
+    }
+
+    /// [`Var::binary_op`] off the light path: tensors, broadcasting, errors.
+    #[inline(never)]
+    #[track_caller]
+    fn binary_of_tensors(&self, rhs: &Var<'t, T>, kind: BinaryKind) -> Result<Var<'t, T>> {
+        self.same_tape(kind.name(), &[rhs])?;
         let value = self.value.binary_op(&rhs.value, kind)?;
         Ok(self.tape.record(&[self, rhs], value, || {
             Op::Binary(BinaryOp::save(kind, &self.value, &rhs.value))
         }))
+    }
+
+    /// The light path of scalar programs: two 0-d values of one tape give a number, and the
+    /// node saves numbers. `None` for any other operands.
+    #[inline]
+    #[track_caller]
+    fn binary_of_numbers(&self, rhs: &Var<'t, T>, kind: BinaryKind) -> Option<Var<'t, T>> {
+        let (a, b) = (self.value.as_scalar()?, rhs.value.as_scalar()?);
+        if !std::ptr::eq(self.tape, rhs.tape) {
+            return None; // `binary_op` reports it
+        }
+        let op = || Op::Binary(BinaryOp::save_numbers(kind, a, b));
+        Some(self.tape.record_number([self, rhs], kind.apply(a, b), op))
+    }
+
+    /// The operators: [`Var::binary_op`], panicking with its error (two 0-d values take
+    /// the light path with no `Result` in between).
+    #[inline]
+    #[track_caller]
+    fn binary(&self, rhs: &Var<'t, T>, kind: BinaryKind) -> Var<'t, T> {
+        match self.binary_of_numbers(rhs, kind) {
+            Some(out) => out,
+            None => or_panic(self.binary_of_tensors(rhs, kind)),
+        }
     }
 
     /// `self + rhs` with broadcasting (also the `+` operator).
@@ -658,28 +707,28 @@ macro_rules! binary_operators {
             type Output = $Ty;
             #[track_caller]
             fn $method(self, rhs: &$Ty) -> $Ty {
-                or_panic(self.binary_op(rhs, $kind))
+                self.binary(rhs, $kind)
             }
         }
         impl<$($gen)*> std::ops::$Trait<$Ty> for $Ty {
             type Output = $Ty;
             #[track_caller]
             fn $method(self, rhs: $Ty) -> $Ty {
-                or_panic(self.binary_op(&rhs, $kind))
+                self.binary(&rhs, $kind)
             }
         }
         impl<$($gen)*> std::ops::$Trait<&$Ty> for $Ty {
             type Output = $Ty;
             #[track_caller]
             fn $method(self, rhs: &$Ty) -> $Ty {
-                or_panic(self.binary_op(rhs, $kind))
+                self.binary(rhs, $kind)
             }
         }
         impl<$($gen)*> std::ops::$Trait<$Ty> for &$Ty {
             type Output = $Ty;
             #[track_caller]
             fn $method(self, rhs: $Ty) -> $Ty {
-                or_panic(self.binary_op(&rhs, $kind))
+                self.binary(&rhs, $kind)
             }
         }
     };

@@ -455,3 +455,25 @@ impl<'t, T: Element> Algebra<T> for Var<'t, T> {
         conv::var_conv2d_weight_grad(self, x, geom)
     }
 }
+
+impl<T> Op<T> {
+    /// Whether dropping the op frees nothing: a leaf, or an op of the light path of scalar
+    /// programs (its saved values are numbers, nothing is boxed). The tape forgets such
+    /// nodes when it is dropped instead of visiting each one; answering `false` for an op
+    /// that owns nothing only costs that visit.
+    pub fn owns_nothing(&self) -> bool {
+        match self {
+            Op::Leaf => true,
+            Op::Binary(op) => op.owns_nothing(),
+            Op::Unary(op) => op.owns_nothing(),
+            _ => false,
+        }
+    }
+}
+
+impl<T> Saved<T> {
+    /// Whether it is a number (nothing to free).
+    pub fn is_number(&self) -> bool {
+        matches!(self, Saved::Scalar(_))
+    }
+}

@@ -130,6 +130,27 @@ pub(crate) enum UnaryOp<T> {
     },
 }
 
+impl<T> UnaryOp<T> {
+    /// Whether it holds no saved tensor (see [`Op::owns_nothing`]).
+    pub fn owns_nothing(&self) -> bool {
+        match self {
+            UnaryOp::Scalar { x, .. } => x.as_ref().is_none_or(Saved::is_number),
+            UnaryOp::Exp { out }
+            | UnaryOp::Sqrt { out }
+            | UnaryOp::Relu { out }
+            | UnaryOp::Sigmoid { out }
+            | UnaryOp::Tanh { out } => out.is_number(),
+            UnaryOp::Ln { x }
+            | UnaryOp::Powf { x, .. }
+            | UnaryOp::Abs { x }
+            | UnaryOp::LeakyRelu { x, .. }
+            | UnaryOp::Softplus { x }
+            | UnaryOp::Clamp { x, .. }
+            | UnaryOp::Erf { x } => x.is_number(),
+        }
+    }
+}
+
 impl<T: Element> UnaryOp<T> {
     pub fn name(&self) -> &'static str {
         match self {
@@ -458,6 +479,11 @@ fn check_clamp<T: Element>(lo: T, hi: T) -> Result<()> {
 impl<'t, T: Element> Var<'t, T> {
     #[track_caller]
     fn unary(&self, value: Tensor<T>, op: impl FnOnce() -> UnaryOp<T>) -> Var<'t, T> {
+        if let (Some(y), Some(_)) = (value.as_scalar(), self.value.as_scalar()) {
+            // 0-d in and out (scalar programs): the light path; what the op saves of its
+            // input is a number.
+            return self.tape.record_number([self], y, || Op::Unary(op()));
+        }
         self.tape.record(&[self], value, || Op::Unary(op()))
     }
 
@@ -468,6 +494,10 @@ impl<'t, T: Element> Var<'t, T> {
         out: Tensor<T>,
         op: impl FnOnce(Saved<T>) -> UnaryOp<T>,
     ) -> Var<'t, T> {
+        if let Some(y) = out.as_scalar() {
+            // A 0-d value (scalar programs): the light path, saving the number.
+            return (self.tape).record_number([self], y, || Op::Unary(op(Saved::Scalar(y))));
+        }
         self.tape
             .record_with_output(&[self], out, |out| Op::Unary(op(Saved::new(out))))
     }
