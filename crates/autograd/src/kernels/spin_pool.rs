@@ -111,6 +111,9 @@ fn shared() -> &'static Shared {
 /// When a chunk panics (on a helper: with a message saying so).
 pub(crate) fn run_chunks(threads: usize, count: usize, run: &(dyn Fn(usize) + Sync)) {
     let shared = shared();
+    // No more threads than chunks, nor than the machine runs at once (a thread count set
+    // far above it must not start thousands of spinning helpers).
+    let threads = threads.min(count).min(machine_threads());
     if threads <= 1 || count <= 1 {
         (0..count).for_each(run);
         return;
@@ -166,6 +169,12 @@ pub(crate) fn run_chunks(threads: usize, count: usize, run: &(dyn Fn(usize) + Sy
         !shared.panicked.load(SeqCst),
         "a helper thread of the matrix kernel panicked while computing a product"
     );
+}
+
+/// How many threads the machine runs at once (asked once).
+fn machine_threads() -> usize {
+    static AVAILABLE: OnceLock<usize> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Closes the open job and waits until no helper is inside it, also when the caller's
@@ -283,7 +292,7 @@ mod tests {
 
     #[test]
     fn every_chunk_runs_exactly_once_on_any_thread_count() {
-        for threads in [1, 2, 3] {
+        for threads in [1, 2, 3, 1000] {
             for count in [0, 1, 2, 7, 100] {
                 for pause in [None, Some(Duration::from_millis(2))] {
                     if let Some(pause) = pause {
