@@ -37,6 +37,13 @@ static THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// Sets how many threads the matrix kernels may use (1 = single-threaded). The default is
 /// the machine's available parallelism.
+///
+/// An f32 product of at least 2²¹ multiply-adds is shared between the calling thread and
+/// up to `n − 1` helper threads, started on first use. After each product a helper keeps
+/// watching for the next one for 500 µs (giving up its core to other threads now and
+/// then) before it sleeps, so the products of one training step find it awake, as
+/// OpenMP runtimes do with their block time. `set_num_threads(1)` uses no helper at all.
+/// f64 products use the `gemm` crate's Rayon threads.
 pub fn set_num_threads(n: usize) {
     THREADS.store(n.max(1), Ordering::Relaxed);
 }
