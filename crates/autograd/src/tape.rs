@@ -24,7 +24,7 @@ pub use steps::{BackwardStep, BackwardSteps};
 
 use crate::buffer_pool;
 use crate::element::Element;
-use crate::error::{Caller, Dims, Error, Result, or_panic};
+use crate::error::{Caller, Error, Result, or_panic};
 use crate::ops::{Algebra, Op, SavedTensor};
 use crate::tensor::Tensor;
 use extras::{Inspection, SweepExtras, Valued};
@@ -120,7 +120,6 @@ impl<T> Nodes<T> {
         at: Caller,
         region: u32,
     ) -> usize {
-        let inputs = Span::append(&mut self.input_ids, inputs);
         let shape = match shape {
             [] => Span::EMPTY, // a 0-d value: nothing to append
             dims => Span::append(&mut self.dims, dims.iter().copied()),
@@ -128,14 +127,7 @@ impl<T> Nodes<T> {
         if !op.owns_nothing() {
             self.owners.push(self.nodes.len());
         }
-        self.nodes.push(ManuallyDrop::new(Node {
-            op,
-            at,
-            region,
-            inputs,
-            shape,
-        }));
-        self.nodes.len() - 1
+        self.append(op, inputs, shape, at, region)
     }
 
     /// [`Nodes::push`] on the light path of scalar programs: a node with a 0-d value whose
@@ -149,13 +141,26 @@ impl<T> Nodes<T> {
         region: u32,
     ) -> usize {
         debug_assert!(op.owns_nothing());
+        self.append(op, inputs, Span::EMPTY, at, region)
+    }
+
+    /// Appends the node and its input ids (its dimensions are in place); its id.
+    #[inline(always)]
+    fn append(
+        &mut self,
+        op: Op<T>,
+        inputs: impl IntoIterator<Item = Option<usize>>,
+        shape: Span,
+        at: Caller,
+        region: u32,
+    ) -> usize {
         let inputs = Span::append(&mut self.input_ids, inputs);
         self.nodes.push(ManuallyDrop::new(Node {
             op,
             at,
             region,
             inputs,
-            shape: Span::EMPTY,
+            shape,
         }));
         self.nodes.len() - 1
     }
@@ -424,10 +429,7 @@ impl<T: Element> Tape<T> {
         let id = if self.recording.get() && inputs.iter().any(|v| v.id.is_some()) {
             let ids = inputs.iter().map(|v| v.id);
             let id = self.push(op(&value), ids, value.shape(), Caller::here());
-            self.inspect_constants(id, inputs);
-            self.inspect_value(id, &value, || {
-                inputs.iter().map(|v| Some(v.shape().into())).collect()
-            });
+            self.inspect_recorded(id, inputs, &value);
             Some(id)
         } else {
             None
@@ -454,10 +456,7 @@ impl<T: Element> Tape<T> {
         let id = if self.recording.get() && ids.iter().any(Option::is_some) {
             let region = self.region.get();
             let id = (self.nodes.borrow_mut()).push_number(op(), ids, Caller::here(), region);
-            self.inspect_constants(id, &inputs);
-            self.inspect_value(id, &value, || {
-                inputs.iter().map(|_| Some(Dims::default())).collect()
-            });
+            self.inspect_recorded(id, &inputs, &value);
             Some(id)
         } else {
             None
@@ -467,6 +466,16 @@ impl<T: Element> Tape<T> {
             id,
             value,
         }
+    }
+
+    /// The anomaly checks and value summary of node `id`, just recorded from `inputs`
+    /// (each a check of a flag when inspection is off).
+    #[inline]
+    fn inspect_recorded(&self, id: usize, inputs: &[&Var<'_, T>], value: &Tensor<T>) {
+        self.inspect_constants(id, inputs);
+        self.inspect_value(id, value, || {
+            inputs.iter().map(|v| Some(v.shape().into())).collect()
+        });
     }
 
     /// Whether the value of node `id` flows into node `output` (through tracked inputs).

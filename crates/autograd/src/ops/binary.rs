@@ -103,16 +103,26 @@ fn unbroadcast<T: Element, V: Algebra<T>>(g: &V, broadcast: &Broadcast, k: usize
 }
 
 impl<T> BinaryOp<T> {
-    /// Whether it holds no saved tensor and no boxed state (see [`Op::owns_nothing`]).
-    pub fn owns_nothing(&self) -> bool {
+    /// The operands it keeps for backward: both for a product, a quotient, a power, a
+    /// maximum or a minimum; none for a sum, a difference or `where` (whose mask is not
+    /// an operand).
+    pub fn saved(&self) -> Option<[&Saved<T>; 2]> {
         match self {
-            BinaryOp::Add { broadcast } | BinaryOp::Sub { broadcast } => broadcast.is_none(),
+            BinaryOp::Add { .. } | BinaryOp::Sub { .. } | BinaryOp::Where(_) => None,
             BinaryOp::Mul { lhs, rhs }
             | BinaryOp::Div { lhs, rhs }
             | BinaryOp::Pow { lhs, rhs }
             | BinaryOp::Maximum { lhs, rhs }
-            | BinaryOp::Minimum { lhs, rhs } => lhs.is_number() && rhs.is_number(),
+            | BinaryOp::Minimum { lhs, rhs } => Some([lhs, rhs]),
+        }
+    }
+
+    /// Whether it holds no saved tensor and no boxed state (see [`Op::owns_nothing`]).
+    pub fn owns_nothing(&self) -> bool {
+        match self {
+            BinaryOp::Add { broadcast } | BinaryOp::Sub { broadcast } => broadcast.is_none(),
             BinaryOp::Where(_) => false,
+            _ => self.saved().into_iter().flatten().all(Saved::is_number),
         }
     }
 }
@@ -175,17 +185,6 @@ impl<T: Element> BinaryOp<T> {
         match self {
             BinaryOp::Where(op) => op.mask.bytes(),
             _ => 0,
-        }
-    }
-
-    pub fn saved(&self) -> Vec<&Saved<T>> {
-        match self {
-            BinaryOp::Add { .. } | BinaryOp::Sub { .. } | BinaryOp::Where(_) => vec![],
-            BinaryOp::Mul { lhs, rhs }
-            | BinaryOp::Div { lhs, rhs }
-            | BinaryOp::Pow { lhs, rhs }
-            | BinaryOp::Maximum { lhs, rhs }
-            | BinaryOp::Minimum { lhs, rhs } => vec![lhs, rhs],
         }
     }
 

@@ -82,11 +82,11 @@ impl<T: Element> Op<T> {
     /// Bytes this op keeps alive for backward: its saved tensors and index lists.
     pub fn saved_bytes(&self) -> usize {
         let bytes = |saved: Vec<&Tensor<T>>| saved.iter().map(|t| t.bytes()).sum();
-        let kept = |saved: Vec<&Saved<T>>| saved.iter().map(|t| t.bytes()).sum();
+        let kept = |saved: &[&Saved<T>]| saved.iter().map(|t| t.bytes()).sum::<usize>();
         match self {
             Op::Leaf => 0,
-            Op::Binary(op) => kept(op.saved()) + op.mask_bytes(),
-            Op::Unary(op) => kept(op.saved()),
+            Op::Binary(op) => op.saved().map_or(0, |s| kept(&s)) + op.mask_bytes(),
+            Op::Unary(op) => op.saved().map_or(0, |s| kept(&[s])),
             Op::MatMul(op) => bytes(op.saved()),
             Op::Reduce(op) => op.saved_bytes(),
             Op::Movement(op) => op.saved_bytes(),

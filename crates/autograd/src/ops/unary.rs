@@ -131,23 +131,28 @@ pub(crate) enum UnaryOp<T> {
 }
 
 impl<T> UnaryOp<T> {
-    /// Whether it holds no saved tensor (see [`Op::owns_nothing`]).
-    pub fn owns_nothing(&self) -> bool {
+    /// The tensor it keeps for backward (every unary op keeps at most one).
+    pub fn saved(&self) -> Option<&Saved<T>> {
         match self {
-            UnaryOp::Scalar { x, .. } => x.as_ref().is_none_or(Saved::is_number),
+            UnaryOp::Scalar { x, .. } => x.as_ref(),
             UnaryOp::Exp { out }
             | UnaryOp::Sqrt { out }
             | UnaryOp::Relu { out }
             | UnaryOp::Sigmoid { out }
-            | UnaryOp::Tanh { out } => out.is_number(),
+            | UnaryOp::Tanh { out } => Some(out),
             UnaryOp::Ln { x }
             | UnaryOp::Powf { x, .. }
             | UnaryOp::Abs { x }
             | UnaryOp::LeakyRelu { x, .. }
             | UnaryOp::Softplus { x }
             | UnaryOp::Clamp { x, .. }
-            | UnaryOp::Erf { x } => x.is_number(),
+            | UnaryOp::Erf { x } => Some(x),
         }
+    }
+
+    /// Whether it holds no saved tensor (see [`Op::owns_nothing`]).
+    pub fn owns_nothing(&self) -> bool {
+        self.saved().is_none_or(Saved::is_number)
     }
 }
 
@@ -167,26 +172,6 @@ impl<T: Element> UnaryOp<T> {
             UnaryOp::Softplus { .. } => "softplus",
             UnaryOp::Clamp { .. } => "clamp",
             UnaryOp::Erf { .. } => "erf",
-        }
-    }
-
-    pub fn saved(&self) -> Vec<&Saved<T>> {
-        match self {
-            UnaryOp::Scalar { x, .. } => x.iter().collect(),
-            UnaryOp::Exp { out }
-            | UnaryOp::Sqrt { out }
-            | UnaryOp::Sigmoid { out }
-            | UnaryOp::Tanh { out }
-            | UnaryOp::Relu { out } => {
-                vec![out]
-            }
-            UnaryOp::Ln { x }
-            | UnaryOp::Powf { x, .. }
-            | UnaryOp::Abs { x }
-            | UnaryOp::LeakyRelu { x, .. }
-            | UnaryOp::Softplus { x }
-            | UnaryOp::Clamp { x, .. }
-            | UnaryOp::Erf { x } => vec![x],
         }
     }
 
